@@ -1,0 +1,5 @@
+"""django_agent_runtime: not implemented yet; its issue builds it. Only the version is published so far."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,173 @@
+"""llm-client: the layer that talks to models.
+
+Names are imported on first access (PEP 562), so ``import llm_client`` stays cheap and imports no
+SDK and not even asyncio; ``from llm_client import Agent`` loads only what Agent needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # errors
+    "LLMClientError": "errors",
+    "ProviderError": "errors",
+    "AuthenticationError": "errors",
+    "PermissionDeniedError": "errors",
+    "RateLimitError": "errors",
+    "ContextLengthError": "errors",
+    "ContentFilterError": "errors",
+    "RequestTimeoutError": "errors",
+    "ProviderConnectionError": "errors",
+    "InvalidRequestError": "errors",
+    "MalformedResponseError": "errors",
+    "StreamInterruptedError": "errors",
+    "RequestCancelledError": "errors",
+    "InvalidMessageError": "errors",
+    "ToolSchemaError": "errors",
+    "ToolArgumentsError": "errors",
+    "ToolNotFoundError": "errors",
+    "ToolExecutionError": "errors",
+    "IdempotencyConflictError": "errors",
+    "BudgetExceededError": "errors",
+    "MockExhaustedError": "errors",
+    "MaxTurnsExceededError": "errors",
+    "MissingDependencyError": "errors",
+    # messages, usage, pricing
+    "Message": "messages",
+    "ToolCall": "messages",
+    "normalize_messages": "messages",
+    "Usage": "usage",
+    "ModelPrice": "pricing",
+    "PricingTable": "pricing",
+    "default_pricing": "pricing",
+    "set_model_price": "pricing",
+    "cost_of": "pricing",
+    # requests and results
+    "RequestSpec": "spec",
+    "CompletionResult": "spec",
+    "RequestContext": "context",
+    "RequestBudget": "context",
+    "CancellationToken": "context",
+    # streaming
+    "TextDelta": "streaming",
+    "ReasoningDelta": "streaming",
+    "ToolCallDelta": "streaming",
+    "ToolCallReady": "streaming",
+    "UsageUpdate": "streaming",
+    "StreamDone": "streaming",
+    "StreamError": "streaming",
+    "StreamEvent": "streaming",
+    "StreamAccumulator": "streaming",
+    # tools
+    "Tool": "tools",
+    "ToolRegistry": "tools",
+    "tool": "tools",
+    "function_schema": "schema",
+    # providers
+    "Provider": "providers.base",
+    "MockProvider": "providers.mock",
+    "MockResponse": "providers.mock",
+    "OpenAIProvider": "providers.openai",
+    "AnthropicProvider": "providers.anthropic",
+    "LiteLLMProvider": "providers.litellm",
+    # execution
+    "RetryPolicy": "retry",
+    "IdempotencyTracker": "idempotency",
+    "Middleware": "middleware",
+    "LoggingMiddleware": "middleware",
+    "TimeoutMiddleware": "middleware",
+    "RetryMiddleware": "middleware",
+    "BudgetMiddleware": "middleware",
+    "TelemetryMiddleware": "middleware",
+    "default_middleware": "middleware",
+    "ExecutionEngine": "engine",
+    "Agent": "agent",
+    "AgentResult": "agent",
+    "ToolStart": "agent",
+    "ToolEnd": "agent",
+    "TurnComplete": "agent",
+    "AgentDone": "agent",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
+    from .agent import Agent, AgentDone, AgentResult, ToolEnd, ToolStart, TurnComplete
+    from .context import CancellationToken, RequestBudget, RequestContext
+    from .engine import ExecutionEngine
+    from .errors import (
+        AuthenticationError,
+        BudgetExceededError,
+        ContentFilterError,
+        ContextLengthError,
+        IdempotencyConflictError,
+        InvalidMessageError,
+        InvalidRequestError,
+        LLMClientError,
+        MalformedResponseError,
+        MaxTurnsExceededError,
+        MissingDependencyError,
+        MockExhaustedError,
+        PermissionDeniedError,
+        ProviderConnectionError,
+        ProviderError,
+        RateLimitError,
+        RequestCancelledError,
+        RequestTimeoutError,
+        StreamInterruptedError,
+        ToolArgumentsError,
+        ToolExecutionError,
+        ToolNotFoundError,
+        ToolSchemaError,
+    )
+    from .idempotency import IdempotencyTracker
+    from .messages import Message, ToolCall, normalize_messages
+    from .middleware import (
+        BudgetMiddleware,
+        LoggingMiddleware,
+        Middleware,
+        RetryMiddleware,
+        TelemetryMiddleware,
+        TimeoutMiddleware,
+        default_middleware,
+    )
+    from .pricing import ModelPrice, PricingTable, cost_of, default_pricing, set_model_price
+    from .providers.anthropic import AnthropicProvider
+    from .providers.base import Provider
+    from .providers.litellm import LiteLLMProvider
+    from .providers.mock import MockProvider, MockResponse
+    from .providers.openai import OpenAIProvider
+    from .retry import RetryPolicy
+    from .schema import function_schema
+    from .spec import CompletionResult, RequestSpec
+    from .streaming import (
+        ReasoningDelta,
+        StreamAccumulator,
+        StreamDone,
+        StreamError,
+        StreamEvent,
+        TextDelta,
+        ToolCallDelta,
+        ToolCallReady,
+        UsageUpdate,
+    )
+    from .tools import Tool, ToolRegistry, tool
+    from .usage import Usage
