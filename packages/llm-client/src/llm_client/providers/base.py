@@ -36,7 +36,7 @@ class Provider(ABC):
 
     async def aclose(self) -> None:
         """Release connections. Safe to call more than once."""
-        return None
+        return
 
     async def __aenter__(self) -> Provider:
         return self
