@@ -38,10 +38,18 @@ class ToolCall:
     arguments: str = "{}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ToolCall:
+        if isinstance(data, ToolCall):
+            return data
+        if not isinstance(data, Mapping):
+            raise InvalidMessageError(f"a tool call must be a dict or a ToolCall, got {type(data).__name__}")
         fn = data.get("function")
         if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise InvalidMessageError(f"tool call needs function.name, got {dict(data)!r}")
@@ -70,6 +78,11 @@ def parse_tool_arguments(tool_name: str, arguments: str | Mapping[str, Any] | No
         return {}
     if isinstance(arguments, Mapping):
         return dict(arguments)
+    if not isinstance(arguments, str):
+        raise ToolArgumentsError(
+            f"arguments for tool {tool_name!r} must be a JSON string or an object, "
+            f"got {type(arguments).__name__}"
+        )
     try:
         value = json.loads(arguments)
     except json.JSONDecodeError as exc:
@@ -149,7 +162,7 @@ def validate_message(message: Mapping[str, Any], index: int | None = None) -> di
     if not isinstance(message, Mapping):
         raise InvalidMessageError(f"{where} must be a dict or a Message, got {type(message).__name__}")
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidMessageError(
             f"{where} has unknown role {role!r}; expected one of {', '.join(sorted(ROLES))}"
         )
@@ -159,7 +172,7 @@ def validate_message(message: Mapping[str, Any], index: int | None = None) -> di
             f"{where} ({role}): content must be a string, a list of content parts or None, "
             f"got {type(content).__name__}"
         )
-    out = message if type(message) is dict else dict(message)
+    out: dict[str, Any] = message if type(message) is dict else dict(message)
     if role == "assistant":
         tool_calls = message.get("tool_calls")
         if tool_calls:
@@ -177,7 +190,7 @@ def validate_message(message: Mapping[str, Any], index: int | None = None) -> di
             raise InvalidMessageError(f"{where} (tool) is missing 'content'")
     elif content is None or content == "":
         raise InvalidMessageError(f"{where} ({role}) is missing 'content'")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def normalize_messages(messages: str | MessageLike | Iterable[MessageLike]) -> list[dict[str, Any]]:
@@ -191,6 +204,11 @@ def normalize_messages(messages: str | MessageLike | Iterable[MessageLike]) -> l
         return [{"role": "user", "content": messages}]
     if isinstance(messages, (Message, Mapping)):
         messages = [messages]
+    elif not isinstance(messages, Iterable):
+        raise InvalidMessageError(
+            "messages must be a string, a message dict, a Message or a list of them, "
+            f"got {type(messages).__name__}"
+        )
     out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         out.append(m.to_dict() if isinstance(m, Message) else validate_message(m, i))
