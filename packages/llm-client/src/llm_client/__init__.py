@@ -82,7 +82,7 @@ _EXPORTS: dict[str, str] = {
     "TimeoutMiddleware": "middleware",
     "RetryMiddleware": "middleware",
     "BudgetMiddleware": "middleware",
-    "TelemetryMiddleware": "middleware",
+    "TelemetryMiddleware": "telemetry",
     "default_middleware": "middleware",
     "ExecutionEngine": "engine",
     "Agent": "agent",
@@ -145,7 +145,6 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         LoggingMiddleware,
         Middleware,
         RetryMiddleware,
-        TelemetryMiddleware,
         TimeoutMiddleware,
         default_middleware,
     )
@@ -169,5 +168,6 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         ToolCallReady,
         UsageUpdate,
     )
+    from .telemetry import TelemetryMiddleware
     from .tools import Tool, ToolRegistry, tool
     from .usage import Usage

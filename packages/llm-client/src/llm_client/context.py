@@ -29,7 +29,7 @@ class CancellationToken:
     waiting on the provider is interrupted.
     """
 
-    __slots__ = ("_cancelled", "_reason", "_callbacks", "_lock")
+    __slots__ = ("_callbacks", "_cancelled", "_lock", "_reason")
 
     def __init__(self) -> None:
         self._cancelled = False
@@ -81,8 +81,12 @@ class CancellationToken:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 
+        def settle() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
         def wake() -> None:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+            loop.call_soon_threadsafe(settle)
 
         remove = self.add_callback(wake)
         try:
@@ -99,7 +103,7 @@ class RequestBudget:
     :meth:`settle` replaces the estimate with what the call really used.
     """
 
-    __slots__ = ("max_tokens", "max_cost", "spent_tokens", "spent_cost", "_reserved_tokens", "_reserved_cost")
+    __slots__ = ("_reserved_cost", "_reserved_tokens", "max_cost", "max_tokens", "spent_cost", "spent_tokens")
 
     def __init__(self, max_tokens: int | None = None, max_cost: Decimal | float | str | None = None) -> None:
         if max_tokens is not None and max_tokens < 0:
@@ -132,12 +136,11 @@ class RequestBudget:
                 f"token budget exceeded: this call needs about {tokens} tokens but only {max(rt, 0)} "
                 f"of {self.max_tokens} remain"
             )
-        if rc is not None:
-            if rc <= 0 or (cost is not None and cost > rc):
-                raise BudgetExceededError(
-                    f"cost budget exceeded: this call would cost about ${cost or 0} but only "
-                    f"${max(rc, Decimal(0))} of ${self.max_cost} remain"
-                )
+        if rc is not None and (rc <= 0 or (cost is not None and cost > rc)):
+            raise BudgetExceededError(
+                f"cost budget exceeded: this call would cost about ${cost or 0} but only "
+                f"${max(rc, Decimal(0))} of ${self.max_cost} remain"
+            )
         reserved_cost = cost or Decimal(0)
         self._reserved_tokens += tokens
         self._reserved_cost += reserved_cost

@@ -185,7 +185,14 @@ class MockExhaustedError(LLMClientError, AssertionError):
 
 
 class MaxTurnsExceededError(LLMClientError):
-    """The Agent's tool loop hit ``max_turns`` without a final answer."""
+    """The Agent's tool loop hit ``max_turns`` without a final answer.
+
+    ``result`` holds the run so far (messages, usage, tool calls), so nothing already paid for is lost.
+    """
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class MissingDependencyError(ImportError):

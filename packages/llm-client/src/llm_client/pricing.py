@@ -98,7 +98,11 @@ class PricingTable:
                 return self._prices[name]
         for name in candidates:
             best = max(
-                (p for p in self._prices if name.startswith(p) and name[len(p) : len(p) + 1] in ("-", "@", ":")),
+                (
+                    p
+                    for p in self._prices
+                    if name.startswith(p) and name[len(p) : len(p) + 1] in ("-", "@", ":")
+                ),
                 key=len,
                 default=None,
             )

@@ -77,10 +77,14 @@ class RequestSpec:
                 "(put provider-specific options in extra={...})"
             )
         stops = (stop,) if isinstance(stop, str) else (tuple(stop) if stop is not None else None)
-        return cls(messages=tuple(normalize_messages(messages)), tools=_tool_dicts(tools), stop=stops, **options)
+        return cls(
+            messages=tuple(normalize_messages(messages)), tools=_tool_dicts(tools), stop=stops, **options
+        )
 
     @classmethod
-    def coerce(cls, value: RequestSpec | str | MessageLike | Iterable[MessageLike], **options: Any) -> RequestSpec:
+    def coerce(
+        cls, value: RequestSpec | str | MessageLike | Iterable[MessageLike], **options: Any
+    ) -> RequestSpec:
         if isinstance(value, RequestSpec):
             return value.with_options(**options) if options else value
         return cls.build(value, **options)

@@ -83,7 +83,9 @@ class StreamError:
     type: Literal["error"] = "error"
 
 
-StreamEvent: TypeAlias = TextDelta | ReasoningDelta | ToolCallDelta | ToolCallReady | UsageUpdate | StreamDone | StreamError
+StreamEvent: TypeAlias = (
+    TextDelta | ReasoningDelta | ToolCallDelta | ToolCallReady | UsageUpdate | StreamDone | StreamError
+)
 TERMINAL_EVENTS = (StreamDone, StreamError)
 
 
@@ -94,7 +96,7 @@ class StreamAccumulator:
     same result a non-streamed call returns; tool calls are assembled by index.
     """
 
-    __slots__ = ("_text", "_reasoning", "_calls", "_ready", "usage", "finish_reason", "model", "provider")
+    __slots__ = ("_calls", "_ready", "_reasoning", "_text", "finish_reason", "model", "provider", "usage")
 
     def __init__(self, *, model: str | None = None, provider: str | None = None) -> None:
         self._text: list[str] = []
@@ -137,7 +139,9 @@ class StreamAccumulator:
         out: list[ToolCall] = []
         for index in sorted(self._calls):
             call_id, name, pieces = self._calls[index]
-            out.append(ToolCall(id=call_id or f"call_{index}", name=name or "", arguments="".join(pieces) or "{}"))
+            out.append(
+                ToolCall(id=call_id or f"call_{index}", name=name or "", arguments="".join(pieces) or "{}")
+            )
         return out
 
     def result(self, raw: Any = None) -> CompletionResult:
