@@ -84,3 +84,18 @@ async def test_logging_middleware_logs_one_line_per_call(caplog: pytest.LogCaptu
     ok, failed = caplog.records
     assert ok.levelno == logging.INFO and "model=gpt-4o-mini" in ok.getMessage()
     assert failed.levelno == logging.WARNING and "AuthenticationError" in failed.getMessage()
+
+
+def test_telemetry_middleware_is_a_pass_through_without_opentelemetry() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"  # makes `import opentelemetry` fail
+        "from llm_client import ExecutionEngine, MockProvider, default_middleware\n"
+        "engine = ExecutionEngine(provider=MockProvider(['ok']), middleware=default_middleware())\n"
+        "assert not engine.middleware[0].enabled\n"
+        "print(engine.complete_sync('hi').content)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"

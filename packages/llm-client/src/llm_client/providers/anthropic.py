@@ -16,7 +16,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 from llm_client.errors import (
     AuthenticationError,
@@ -214,11 +214,11 @@ class AnthropicProvider(Provider):
     not set one. ``thinking_budget`` turns on extended thinking; ``reasoning_effort`` is ignored.
     """
 
-    name: ClassVar[str] = "anthropic"
+    name: str = "anthropic"
 
     def __init__(
         self,
-        model: str = "claude-sonnet-4-5",
+        model: str = "claude-sonnet-4-6",
         *,
         api_key: str | None = None,
         base_url: str | None = None,

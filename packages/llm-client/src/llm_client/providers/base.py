@@ -7,7 +7,6 @@ import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import ClassVar
 
 from ..errors import MissingDependencyError
 from ..spec import CompletionResult, RequestSpec
@@ -25,7 +24,7 @@ class Provider(ABC):
     retry middleware, so there is one retry loop in the stack, not two.
     """
 
-    name: ClassVar[str] = "provider"
+    name: str = "provider"
     model: str
 
     @abstractmethod

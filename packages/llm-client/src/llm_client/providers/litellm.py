@@ -12,7 +12,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 from llm_client.errors import (
     AuthenticationError,
@@ -49,7 +49,7 @@ class LiteLLMProvider(Provider):
     call. ``thinking_budget`` is sent as litellm's ``thinking`` parameter.
     """
 
-    name: ClassVar[str] = "litellm"
+    name: str = "litellm"
 
     def __init__(
         self,

@@ -244,7 +244,7 @@ class MockProvider(Provider):
             raise TypeError("responses must be a list of scripted items, e.g. responses=['Hello']")
         self.model = model
         if name != "mock":
-            vars(self)["name"] = name  # `name` is a ClassVar on Provider; shadow it per instance
+            self.name = name
         self._handler = handler
         self._script: list[MockResponse | CompletionResult] = []
         self._index = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from llm_client.errors import (
     AuthenticationError,
@@ -43,7 +43,7 @@ class OpenAIProvider(Provider):
     Pass ``client`` to reuse an ``openai.AsyncOpenAI`` you built yourself; it is then yours to close.
     """
 
-    name: ClassVar[str] = "openai"
+    name: str = "openai"
 
     def __init__(
         self,
