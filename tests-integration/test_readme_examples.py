@@ -47,9 +47,8 @@ async def test_readme_python_blocks_run(readme: Path, monkeypatch: pytest.Monkey
                 if result is not None:
                     await result
         except Exception as exc:
-            pytest.fail(
-                f"README block at {name} failed: {type(exc).__name__}: {exc}\n--- output ---\n{out.getvalue()}"
-            )
+            detail = f"{type(exc).__name__}: {exc}"
+            pytest.fail(f"README block at {name} failed: {detail}\n--- output ---\n{out.getvalue()}")
 
 
 def test_readmes_found() -> None:

@@ -24,6 +24,7 @@ from llm_client.errors import (
     InvalidRequestError,
     LLMClientError,
     MalformedResponseError,
+    MissingDependencyError,
     ProviderConnectionError,
     ProviderError,
     RequestTimeoutError,
@@ -245,7 +246,11 @@ class AnthropicProvider(Provider):
     @property
     def _sdk(self) -> ModuleType:
         if self._sdk_module is None:
-            self._sdk_module = import_sdk("anthropic", "anthropic")
+            try:
+                import anthropic  # the only module that imports the anthropic SDK, on first use
+            except ImportError as exc:
+                raise MissingDependencyError("anthropic", "anthropic") from exc
+            self._sdk_module = anthropic
             # The SDK does not wrap transport errors raised while a stream's body is read.
             self._httpx_module = import_sdk("httpx2", "anthropic")
         return self._sdk_module

@@ -20,6 +20,7 @@ from llm_client.errors import (
     ContextLengthError,
     LLMClientError,
     MalformedResponseError,
+    MissingDependencyError,
     ProviderConnectionError,
     ProviderError,
     RequestTimeoutError,
@@ -28,14 +29,17 @@ from llm_client.spec import CompletionResult, RequestSpec
 from llm_client.streaming import StreamEvent
 
 from ._openai_wire import ChunkParser, chat_request, error_from_status, parse_completion
-from .base import Provider, import_sdk, require_sdk
+from .base import Provider, require_sdk
 
 __all__ = ["LiteLLMProvider"]
 
 
 def _import_litellm() -> ModuleType:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    litellm = import_sdk("litellm", "litellm")
+    try:
+        import litellm  # the only module that imports litellm, on first use
+    except ImportError as exc:
+        raise MissingDependencyError("litellm", "litellm") from exc
     settings: Any = litellm
     # Older releases phone home unless told not to; newer ones ignore the flag.
     settings.telemetry = False

@@ -30,7 +30,7 @@ from ._openai_wire import (
     parse_completion,
     uses_max_completion_tokens,
 )
-from .base import Provider, import_sdk, require_sdk
+from .base import Provider, require_sdk
 
 __all__ = ["OpenAIProvider"]
 
@@ -81,7 +81,11 @@ class OpenAIProvider(Provider):
     @property
     def _sdk(self) -> ModuleType:
         if self._sdk_module is None:
-            self._sdk_module = import_sdk("openai", "openai")
+            try:
+                import openai  # the only module that imports the openai SDK, on first use
+            except ImportError as exc:
+                raise MissingDependencyError("openai", "openai") from exc
+            self._sdk_module = openai
         return self._sdk_module
 
     @property
