@@ -14,7 +14,14 @@ _EXPORTS = {
     "LiteLLMProvider": "litellm",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "Provider",
+    "MockProvider",
+    "MockResponse",
+    "OpenAIProvider",
+    "AnthropicProvider",
+    "LiteLLMProvider",
+]
 
 
 def __getattr__(name: str) -> Any:
