@@ -31,10 +31,10 @@ uv: ## Install uv with pip if it is missing
 	  python3 -c 'import uv; print("uv installed:", uv.find_uv_bin())'; }
 
 install: uv ## Install every package, extra and dev tool into .venv (uv sync --frozen)
-	$(UV) sync --frozen --all-packages --all-extras
+	$(UV) sync --frozen --all-packages --all-extras --inexact
 
 demo: install ## Run examples/demo.py (scripted provider unless OPENAI_API_KEY/ANTHROPIC_API_KEY is set)
-	$(UV) run --frozen python examples/demo.py
+	$(RUN) python examples/demo.py
 
 test: install ## Run every package's tests and tests-integration (REQUIRE_SERVICES=1: missing services fail)
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -49,8 +49,9 @@ lint: install ## ruff check, ruff format --check, mypy --strict on each src/, im
 	if (( $${#failed[@]} )); then echo "lint FAILED: $${failed[*]}"; exit 1; fi; \
 	echo "lint passed"
 
-bench: install ## Run the benchmarks (bench/run_all.py)
-	$(UV) run --frozen python bench/run_all.py
+bench: uv ## Run the benchmarks (bench/run_all.py) with the peer frameworks of the `bench` group
+	$(UV) sync --frozen --all-packages --all-extras --group bench --inexact
+	$(RUN) python bench/run_all.py
 
 build: uv ## Build sdist and wheel of each of the five packages into dist/
 	rm -rf dist
