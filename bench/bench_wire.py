@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.pop("OPENAI_API_KEY", None)
@@ -40,7 +40,7 @@ ALL = "openai_sdk,engine_openai,engine_openai_mw,engine_openai_aio,engine_litell
 
 async def main() -> None:
     p = common.base_argparser(__doc__)
-    p.set_defaults(n=300, trials=5, warmup=50, budget=60.0)
+    p.set_defaults(n=400, trials=7, warmup=30, budget=60.0)
     p.add_argument("--variants", default=ALL)
     p.add_argument("--stub-cpu", default="1")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny counts")
@@ -51,9 +51,8 @@ async def main() -> None:
 
     import aiohttp
     import litellm
-    from openai import AsyncOpenAI
-
     from llm_client import ExecutionEngine, LiteLLMProvider, OpenAIProvider, RequestSpec, default_middleware
+    from openai import AsyncOpenAI
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True

@@ -21,8 +21,8 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from importlib import metadata
-from typing import Awaitable, Callable
 
 RunOnce = Callable[[], Awaitable[object]]
 

@@ -1,3 +1,237 @@
-"""Placeholder: the benchmark suite is not written yet (see docs/benchmarks.md when it lands)."""
+"""Run every llm-client benchmark, each in its own process, and print the markdown tables.
 
-print("bench: no benchmarks yet (bench/run_all.py is a placeholder)")
+Not a test module. Usage (from the repo root):
+
+    .venv/bin/python bench/run_all.py            # full run, about 8-10 minutes on 2 cores
+    .venv/bin/python bench/run_all.py --quick    # smoke run, well under a minute or two
+    .venv/bin/python bench/run_all.py --report   # only print the tables from bench/results/
+
+Each benchmark is started through shared/peer-bench/netns.sh (a loopback-only network namespace)
+when that script exists and works here; otherwise the benchmarks run directly (they only ever talk
+to 127.0.0.1) and the JSON says so. Results go to bench/results/<name>.json (gitignored).
+Every child has a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+NETNS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "peer-bench", "netns.sh"))
+
+BENCHES = [  # (name, script, timeout seconds)
+    ("import", "bench_import.py", 400),
+    ("engine", "bench_engine.py", 300),
+    ("stream", "bench_stream.py", 300),
+    ("wire", "bench_wire.py", 500),
+]
+
+
+def netns_prefix() -> list[str]:
+    if not os.path.exists(NETNS):
+        return []
+    try:
+        r = subprocess.run([NETNS, "true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [NETNS] if r.returncode == 0 else []
+
+
+def run(names: list[str], quick: bool) -> dict:
+    os.makedirs(RESULTS, exist_ok=True)
+    prefix = netns_prefix()
+    meta = {"netns": bool(prefix), "quick": quick, "seconds": {}}
+    if not prefix:
+        print("note: netns.sh unavailable here; running without the loopback-only namespace", file=sys.stderr)
+    t_all = time.perf_counter()
+    for name, script, timeout in BENCHES:
+        if name not in names:
+            continue
+        cmd = prefix + [
+            sys.executable,
+            os.path.join(HERE, script),
+            "--out",
+            os.path.join(RESULTS, f"{name}.json"),
+        ]
+        if quick:
+            cmd.append("--quick")
+        print(f"== {name}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+        meta["seconds"][name] = round(time.perf_counter() - t0, 1)
+        print(f"== {name}: {meta['seconds'][name]} s", file=sys.stderr, flush=True)
+    meta["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
+    with open(os.path.join(RESULTS, "run_all.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+    return meta
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def load(name: str) -> dict | None:
+    path = os.path.join(RESULTS, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def f0(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def f1(x: float) -> str:
+    return f"{x:,.1f}"
+
+
+def report() -> str:
+    out: list[str] = []
+    any_r = next((r for r in (load(n) for n, _, _ in BENCHES) if r), None)
+    if any_r:
+        m = any_r["machine"]
+        out.append(
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['implementation']} {m['python']}, "
+            f"Linux {m['kernel']}\n"
+        )
+
+    r = load("import")
+    if r:
+        out.append(
+            f"### Import time (median of {r['reps']} fresh interpreters; "
+            f"bare python {r['bare_python_wall_ms']:.1f} ms)\n"
+        )
+        out.append(
+            "| statement | version | -X importtime ms | wall ms [min-max] | wall - bare ms "
+            "| max RSS MiB | SDK modules loaded |"
+        )
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+        for row in r["rows"]:
+            sdks = row.get("sdk_modules_loaded")
+            out.append(
+                f"| `{row['stmt']}`{' (' + ', '.join(f'{k}={v}' for k, v in row['env'].items()) + ')' if row['env'] else ''}"
+                f" | {row['version'] or ''} | {f1(row['importtime_ms_median'])} | "
+                f"{f1(row['wall_ms_median'])} [{f1(row['wall_ms_min'])}-{f1(row['wall_ms_max'])}] | "
+                f"{f1(row['wall_ms_minus_bare_python'])} | {f1(row['maxrss_mib_after_import'])} | "
+                f"{'none' if sdks == [] else (', '.join(sdks) if sdks else '')} |"
+            )
+        out.append("")
+
+    r = load("wire")
+    if r:
+        a = r["args"]
+        w = a["width"]
+        out.append(
+            f"### Wire calls/s on the local stub ({a['trials']} interleaved trials x {a['n']} "
+            f"sequential calls, and x {max(1, -(-a['n'] // w))} gathers of {w}; "
+            f"stub saw {r['stub_requests_seen']} of {r['stub_requests_sent']} requests sent)\n"
+        )
+        out.append("| variant | seq calls/s [min-max] | us/call | gather-100 calls/s [min-max] |")
+        out.append("| --- | ---: | ---: | ---: |")
+        for name, v in r["variants"].items():
+            s, c = v["sequential"], v[f"concurrent_{w}"]
+            out.append(
+                f"| {name} | {f0(s['median_runs_per_s'])} [{f0(s['min_runs_per_s'])}-"
+                f"{f0(s['max_runs_per_s'])}] | {f0(s['median_us_per_run'])} | "
+                f"{f0(c['median_runs_per_s'])} [{f0(c['min_runs_per_s'])}-{f0(c['max_runs_per_s'])}] |"
+            )
+        out.append("")
+        out.append("| ratio (of medians) | sequential | gather-100 |")
+        out.append("| --- | ---: | ---: |")
+        seqr, conr = r["ratios"]["sequential"], r["ratios"][f"concurrent_{w}"]
+        for k in seqr:
+            if seqr[k] is not None:
+                out.append(f"| {k} | {seqr[k]:.2f}x | {conr[k]:.2f}x |")
+        out.append("")
+
+    r = load("stream")
+    if r:
+        for part, title, net in (
+            ("wire", "Streaming over the stub (SSE, one-char chunks)", "net_us_per_token_over_raw_sdk"),
+            ("mock", "Streaming with MockProvider (no wire)", "net_us_per_token_over_mock_floor"),
+        ):
+            if part not in r:
+                continue
+            any_v = next(iter(r[part].values()))
+            out.append(f"### {title}: {any_v['tokens']} tokens, {any_v['reps']} interleaved reps\n")
+            label = "net over raw SDK us/token" if part == "wire" else "net over mock floor us/token"
+            out.append(
+                f"| variant | marginal us/token [per-rep min-max] | total us/token | {label} "
+                "| 1-token run ms |"
+            )
+            out.append("| --- | ---: | ---: | ---: | ---: |")
+            for name, v in r[part].items():
+                out.append(
+                    f"| {name} | {f1(v['us_per_token_marginal'])} [{f1(v['marginal_per_rep_min'])}-"
+                    f"{f1(v['marginal_per_rep_max'])}] | {f1(v['us_per_token_total'])} | "
+                    f"{v[net]:+.1f} | {v['run_ms_with_1_token']:.2f} |"
+                )
+            out.append("")
+
+    r = load("engine")
+    if r:
+        eo = r["engine_overhead"]
+        out.append(
+            f"### Engine overhead per call, MockProvider (handler returns a prebuilt result; "
+            f"{r['args']['trials']} interleaved trials x {eo['direct']['calls_per_trial']} calls)\n"
+        )
+        out.append("| path | us/call [min-max] | overhead over provider.complete us [min-max] |")
+        out.append("| --- | ---: | ---: |")
+        for name, v in eo.items():
+            u = v["us_per_call"]
+            ov = v.get("overhead_us")
+            ovs = f"{ov['median']:.1f} [{ov['min']:.1f}-{ov['max']:.1f}]" if ov else "-"
+            out.append(f"| {name} | {u['median']:.1f} [{u['min']:.1f}-{u['max']:.1f}] | {ovs} |")
+        out.append("")
+        a = r["args"]
+        out.append(
+            f'### Agent run (tool call add(1,2) then "3"), MockProvider: {a["trials"]} x {a["n"]} '
+            f"sequential runs, {a['trials']} x {max(1, a['n'] // a['width'])} gathers of {a['width']}\n"
+        )
+        out.append(
+            "| agent | seq runs/s [min-max] | us/run | gather-100 runs/s [min-max] | RSS after import MiB "
+            "| peak RSS MiB |"
+        )
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, v in r["agent_run"].items():
+            s, c = v["sequential"], v[f"concurrent_{a['width']}"]
+            out.append(
+                f"| {name} | {f0(s['median_runs_per_s'])} [{f0(s['min_runs_per_s'])}-"
+                f"{f0(s['max_runs_per_s'])}] | {f0(s['median_us_per_run'])} | "
+                f"{f0(c['median_runs_per_s'])} [{f0(c['min_runs_per_s'])}-{f0(c['max_runs_per_s'])}] | "
+                f"{f1(r['rss_mib_after_import'])} | {f1(v['peak_rss_mib_end'])} |"
+            )
+        g = r.get("mock_calls_growth")
+        if g:
+            out.append(
+                f"\nMockProvider.calls after {g['runs']} runs without clearing: "
+                f"{g['recorded_specs']} RequestSpecs, RSS +{g['rss_growth_mib']:.1f} MiB."
+            )
+        out.append("")
+    meta = os.path.join(RESULTS, "run_all.json")
+    if os.path.exists(meta):
+        with open(meta) as f:
+            mt = json.load(f)
+        out.append(f"run_all: {mt['seconds']} seconds; netns={mt['netns']}; quick={mt['quick']}")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run of every benchmark")
+    ap.add_argument("--only", default=",".join(n for n, _, _ in BENCHES), help="comma-separated names")
+    ap.add_argument("--report", action="store_true", help="only print tables from bench/results/")
+    args = ap.parse_args()
+    if not args.report:
+        run(args.only.split(","), args.quick)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ from llm_client import (
     Usage,
 )
 from llm_client.middleware import Middleware
+from llm_client.providers.base import Provider
 
 
 class NoSleep:
@@ -301,3 +302,71 @@ def test_engine_rejects_a_non_provider() -> None:
 def test_complete_sync() -> None:
     engine = ExecutionEngine(provider=MockProvider(["sync ok"]))
     assert engine.complete_sync("q").content == "sync ok"
+
+
+class ScriptedStream(Provider):
+    """Streams deltas with awaits the test controls: a model that stalls, or one that is slow."""
+
+    name = "scripted"
+    model = "scripted"
+
+    def __init__(self, deltas: int, *, stall_after: int | None = None, gap: float = 0.0) -> None:
+        self.deltas = deltas
+        self.stall_after = stall_after
+        self.gap = gap
+
+    async def complete(self, spec: RequestSpec) -> CompletionResult:
+        raise NotImplementedError
+
+    async def stream(self, spec: RequestSpec):  # type: ignore[no-untyped-def,override]
+        for i in range(self.deltas):
+            if self.stall_after is not None and i == self.stall_after:
+                await asyncio.Event().wait()
+            if self.gap:
+                await asyncio.sleep(self.gap)  # the model's own pace, not synchronisation
+            yield TextDelta("x")
+        yield StreamDone(CompletionResult(content="x" * self.deltas))
+
+
+async def test_stream_that_stalls_before_output_times_out() -> None:
+    engine = ExecutionEngine(provider=ScriptedStream(3, stall_after=0), middleware=[TimeoutMiddleware(0.05)])
+    events = await collect(engine.stream("q"))
+    assert len(events) == 1 and isinstance(events[0].error, RequestTimeoutError)
+
+
+async def test_stream_that_stalls_after_output_is_interrupted() -> None:
+    engine = ExecutionEngine(provider=ScriptedStream(3, stall_after=2), middleware=[TimeoutMiddleware(0.05)])
+    events = await collect(engine.stream("q"))
+    assert [type(e).__name__ for e in events] == ["TextDelta", "TextDelta", "StreamError"]
+    assert isinstance(events[-1].error, StreamInterruptedError)
+
+
+async def test_stream_timeout_is_per_event_not_total() -> None:
+    # 8 deltas 20 ms apart take longer than the 60 ms limit in total, but never stall that long.
+    engine = ExecutionEngine(provider=ScriptedStream(8, gap=0.02), middleware=[TimeoutMiddleware(0.06)])
+    events = await collect(engine.stream("q"))
+    assert isinstance(events[-1], StreamDone)
+
+
+async def test_a_slow_consumer_does_not_count_as_a_stalled_stream() -> None:
+    engine = ExecutionEngine(provider=ScriptedStream(3), middleware=[TimeoutMiddleware(0.03)])
+    got = []
+    async for event in engine.stream("q"):
+        got.append(event)
+        await asyncio.sleep(0.05)  # the consumer is busy for longer than the limit
+    assert isinstance(got[-1], StreamDone) and len(got) == 4
+
+
+async def test_cancelling_the_consumer_of_a_timed_stream_propagates() -> None:
+    engine = ExecutionEngine(provider=ScriptedStream(3, stall_after=1), middleware=[TimeoutMiddleware(30)])
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in engine.stream("q"):
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -8,8 +8,9 @@ without each layer inventing its own carrier.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -18,7 +19,15 @@ from typing import Any
 from .errors import BudgetExceededError, RequestCancelledError
 from .usage import Usage
 
-__all__ = ["RequestContext", "RequestBudget", "CancellationToken"]
+__all__ = ["RequestContext", "RequestBudget", "CancellationToken", "new_request_id"]
+
+# A random per-process prefix plus a counter: unique like a uuid4, without a syscall per call.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 class CancellationToken:
@@ -165,7 +174,7 @@ class RequestContext:
     ``timeout`` is seconds per model call.
     """
 
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_request_id)
     scope_id: str | None = None
     principal_id: str | None = None
     session_id: str | None = None
@@ -190,7 +199,7 @@ class RequestContext:
 
     def child(self, **changes: Any) -> RequestContext:
         """A context for a nested call: same identity, budget and token; a new request id."""
-        changes.setdefault("request_id", uuid.uuid4().hex)
+        changes.setdefault("request_id", new_request_id())
         changes.setdefault("parent_span_id", self.span_id)
         return replace(self, **changes)
 

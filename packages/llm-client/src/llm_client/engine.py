@@ -26,6 +26,10 @@ __all__ = ["ExecutionEngine"]
 
 SpecLike = RequestSpec | str | MessageLike | Iterable[MessageLike]
 
+# Calls made without a context share this one: it carries no identity, budget or token, and a
+# fresh RequestContext per call was the largest single cost of the engine's hot path.
+_DEFAULT_CONTEXT = RequestContext(request_id="-")
+
 
 class ExecutionEngine:
     """Runs model calls through a provider and a middleware chain.
@@ -128,7 +132,7 @@ class ExecutionEngine:
         ``options`` are RequestSpec fields (``temperature=...``, ``tools=[...]``).
         With an ``idempotency_key`` (and a tracker), the same key and request run once."""
         s = self._prepare(spec, options)
-        ctx = context if context is not None else RequestContext()
+        ctx = context if context is not None else _DEFAULT_CONTEXT
         token = ctx.cancellation_token
         if token is not None:
             token.raise_if_cancelled()
@@ -168,7 +172,7 @@ class ExecutionEngine:
         except LLMClientError as exc:
             yield StreamError(exc)
             return
-        ctx = context if context is not None else RequestContext()
+        ctx = context if context is not None else _DEFAULT_CONTEXT
         token = ctx.cancellation_token
         inner = self._stream(s, ctx)
         try:

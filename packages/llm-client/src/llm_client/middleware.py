@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 from .context import RequestContext
-from .errors import LLMClientError, RequestTimeoutError
+from .errors import LLMClientError, RequestTimeoutError, StreamInterruptedError
 from .pricing import PricingTable, default_pricing
 from .retry import RetryPolicy, Sleep
 from .spec import CompletionResult, RequestSpec
@@ -153,31 +153,60 @@ class TimeoutMiddleware(Middleware):
         limit = self._limit(spec, context)
         inner = call_next(spec, context)
         if limit is None:
-            async for event in inner:
-                yield event
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                await inner.aclose()  # type: ignore[attr-defined]
             return
-        partial = ""
+        # One watchdog timer per ``limit`` seconds instead of a timer per event: it fires, looks at
+        # how long the current wait for the next event has lasted, and either cancels the wait or
+        # re-arms itself for when the wait would reach the limit.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        waiting_since: float | None = None
+        fired = False
+        handle: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            nonlocal handle, fired
+            since = waiting_since
+            now = loop.time()
+            if since is not None and now - since >= limit:
+                fired = True
+                task.cancel()
+                handle = None
+            else:
+                handle = loop.call_at((since if since is not None else now) + limit, check)
+
+        handle = loop.call_at(loop.time() + limit, check)
+        produced = False
         try:
             while True:
+                waiting_since = loop.time()
                 try:
-                    async with asyncio.timeout(limit):
-                        event = await anext(inner)
+                    event = await anext(inner)
                 except StopAsyncIteration:
                     return
-                except TimeoutError as exc:
+                except asyncio.CancelledError as exc:
+                    if not fired or task.uncancel() > 0:
+                        raise
                     err: LLMClientError = RequestTimeoutError(
                         f"stream stalled: no event for {limit:g}s", original=exc
                     )
-                    if partial:
-                        from .errors import StreamInterruptedError
-
-                        err = StreamInterruptedError(str(err), partial_text=partial, original=exc)
+                    if produced:
+                        err = StreamInterruptedError(str(err), original=exc)
                     yield StreamError(err)
                     return
-                if isinstance(event, TextDelta):
-                    partial += event.text
+                finally:
+                    waiting_since = None
+                if not produced and isinstance(event, _OUTPUT_EVENTS):
+                    produced = True
                 yield event
         finally:
+            if handle is not None:
+                handle.cancel()
             await inner.aclose()  # type: ignore[attr-defined]
 
 

@@ -50,6 +50,16 @@ class TelemetryMiddleware(Middleware):
         self._trace = trace
         self.enabled = True
 
+    def _active(self) -> bool:
+        """False while no OpenTelemetry SDK provider is installed: spans would go nowhere, and
+        building them costs more than the rest of the middleware chain together."""
+        if not self.enabled:
+            return False
+        if self._tracer is not None or self._trace is None:
+            return True
+        provider = self._trace.get_tracer_provider()
+        return not isinstance(provider, (self._trace.ProxyTracerProvider, self._trace.NoOpTracerProvider))
+
     @property
     def tracer(self) -> Any:
         if self._tracer is None:
@@ -115,7 +125,7 @@ class TelemetryMiddleware(Middleware):
             span.set_status(Status(StatusCode.ERROR, str(error)))
 
     async def complete(self, spec: RequestSpec, context: RequestContext, call_next: Call) -> CompletionResult:
-        if not self.enabled:
+        if not self._active():
             return await call_next(spec, context)
         name = f"chat {spec.model or 'unknown'}"
         attrs = self._attributes(spec, context)
@@ -131,7 +141,7 @@ class TelemetryMiddleware(Middleware):
     async def stream(
         self, spec: RequestSpec, context: RequestContext, call_next: StreamCall
     ) -> AsyncIterator[StreamEvent]:
-        if not self.enabled:
+        if not self._active():
             async for event in call_next(spec, context):
                 yield event
             return

@@ -59,16 +59,26 @@ _MISSING = object()
 
 
 def field(obj: Any, name: str, default: Any = None) -> Any:
-    """Read ``name`` from a dict, a pydantic model (extra fields included) or any object."""
+    """Read ``name`` from a dict, a pydantic model (extra fields included) or any object.
+
+    This runs a dozen times per streamed chunk, so pydantic models are read through ``__dict__``
+    and ``__pydantic_extra__`` directly: a plain ``getattr`` of an absent field (the reasoning
+    fields most servers never send) costs an exception inside pydantic, several microseconds.
+    """
     if obj is None:
         return default
     if isinstance(obj, Mapping):
         value = obj.get(name, default)
     else:
-        value = getattr(obj, name, _MISSING)
-        if value is _MISSING:
-            extra = getattr(obj, "model_extra", None)
-            value = extra.get(name, default) if isinstance(extra, dict) else default
+        fields = getattr(obj, "__dict__", None)
+        if fields is not None and name in fields:
+            value = fields[name]
+        else:
+            extra: Any = getattr(obj, "__pydantic_extra__", _MISSING)
+            if extra is not _MISSING:
+                value = extra.get(name, default) if extra else default
+            else:
+                value = getattr(obj, name, default)
     return default if value is None else value
 
 
