@@ -8,6 +8,7 @@ import pytest
 from llm_client import (
     Agent,
     AgentDone,
+    AgentInterrupted,
     ExecutionEngine,
     MaxTurnsExceededError,
     MockProvider,
@@ -20,6 +21,7 @@ from llm_client import (
     Tool,
     ToolCall,
     ToolEnd,
+    ToolInterrupt,
     ToolStart,
     TurnComplete,
     Usage,
@@ -211,3 +213,62 @@ def test_agent_requires_engine_or_provider() -> None:
     with pytest.raises(TypeError):
         Agent()
     assert Agent(provider=MockProvider(["x"])).run_sync("hi").content == "x"
+
+
+class NeedsApproval(ToolInterrupt):
+    pass
+
+
+async def test_tool_interrupt_pauses_the_run_and_resumes_without_rerunning_done_calls() -> None:
+    executed: list[str] = []
+
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        executed.append(city)
+        return f"{city}: ok"
+
+    def deploy(target: str) -> str:
+        """Deploy (needs a human)."""
+        raise NeedsApproval(f"approve deploy to {target}?")
+
+    provider = MockProvider(
+        [MockResponse.tool_calls([("lookup", {"city": "Oslo"}), ("deploy", {"target": "prod"})]), "deployed"],
+        model="gpt-4o-mini",
+    )
+    agent = Agent(engine=ExecutionEngine(provider=provider), tools=[lookup, deploy])
+    with pytest.raises(AgentInterrupted) as info:
+        await agent.run("ship it")
+    paused = info.value
+    assert isinstance(paused.interrupt, NeedsApproval)
+    assert [c.name for c in paused.pending] == ["deploy"]
+    assert executed == ["Oslo"] and provider.call_count == 1
+    state = json.loads(json.dumps(paused.to_state()))  # persistable
+    assert state["pending"][0]["name"] == "deploy"
+
+    resumed = paused.resume_messages({paused.pending[0].id: "approved by alice"})
+    result = await agent.run(resumed)
+    assert result.content == "deployed"
+    assert executed == ["Oslo"]  # the finished call was not executed again
+    tool_msgs = [m for m in provider.calls[1].messages if m["role"] == "tool"]
+    assert [m["content"] for m in tool_msgs] == ["Oslo: ok", "approved by alice"]
+
+
+async def test_stream_ends_with_the_interrupt_as_its_terminal_event() -> None:
+    def deploy(target: str) -> str:
+        """Deploy."""
+        raise NeedsApproval("approve?")
+
+    agent, _ = agent_with([MockResponse.tool_call("deploy", {"target": "prod"})], tools=[deploy])
+    events = [e async for e in agent.stream("go")]
+    assert isinstance(events[-1], StreamError) and isinstance(events[-1].error, AgentInterrupted)
+
+
+def test_resume_messages_requires_every_pending_result() -> None:
+    paused = AgentInterrupted(
+        NeedsApproval("x"),
+        messages=[{"role": "assistant", "content": None, "tool_calls": [ToolCall("c1", "f").to_dict()]}],
+        completed={},
+        pending=[ToolCall("c1", "f")],
+    )
+    with pytest.raises(ValueError, match="c1"):
+        paused.resume_messages({})

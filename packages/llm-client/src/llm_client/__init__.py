@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "MockExhaustedError": "errors",
     "MaxTurnsExceededError": "errors",
     "MissingDependencyError": "errors",
+    "ToolInterrupt": "errors",
+    "AgentInterrupted": "errors",
     # messages, usage, pricing
     "Message": "messages",
     "ToolCall": "messages",
@@ -118,6 +120,8 @@ __all__ = [
     "MockExhaustedError",
     "MaxTurnsExceededError",
     "MissingDependencyError",
+    "ToolInterrupt",
+    "AgentInterrupted",
     "Message",
     "ToolCall",
     "normalize_messages",
@@ -188,6 +192,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from .context import CancellationToken, RequestBudget, RequestContext
     from .engine import ExecutionEngine
     from .errors import (
+        AgentInterrupted,
         AuthenticationError,
         BudgetExceededError,
         ContentFilterError,
@@ -209,6 +214,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         StreamInterruptedError,
         ToolArgumentsError,
         ToolExecutionError,
+        ToolInterrupt,
         ToolNotFoundError,
         ToolSchemaError,
     )

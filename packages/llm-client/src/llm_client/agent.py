@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 from .context import RequestContext
 from .engine import ExecutionEngine
-from .errors import LLMClientError, MaxTurnsExceededError, ToolNotFoundError
+from .errors import AgentInterrupted, LLMClientError, MaxTurnsExceededError, ToolInterrupt, ToolNotFoundError
 from .messages import MessageLike, ToolCall, normalize_messages
 from .providers.base import Provider
 from .spec import CompletionResult, RequestSpec
@@ -165,8 +165,9 @@ class Agent:
                     response.content, messages, usage, turn, outcomes, response.finish_reason, response
                 )
             turn_outcomes = await self._run_tools(response.tool_calls)
-            outcomes.extend(turn_outcomes)
-            messages.extend(_tool_message(o) for o in turn_outcomes)
+            outcomes.extend(o for o in turn_outcomes if isinstance(o, ToolOutcome))
+            self._raise_if_interrupted(response.tool_calls, turn_outcomes, messages, usage, turn)
+            messages.extend(_tool_message(o) for o in turn_outcomes if isinstance(o, ToolOutcome))
         raise self._max_turns(messages, usage, outcomes)
 
     async def stream(
@@ -210,10 +211,16 @@ class Agent:
             for call in response.tool_calls:
                 yield ToolStart(call, turn)
             turn_outcomes = await self._run_tools(response.tool_calls)
-            for o in turn_outcomes:
+            done = [o for o in turn_outcomes if isinstance(o, ToolOutcome)]
+            for o in done:
                 yield ToolEnd(o, turn)
-            outcomes.extend(turn_outcomes)
-            messages.extend(_tool_message(o) for o in turn_outcomes)
+            outcomes.extend(done)
+            try:
+                self._raise_if_interrupted(response.tool_calls, turn_outcomes, messages, usage, turn)
+            except AgentInterrupted as paused:
+                yield StreamError(paused)
+                return
+            messages.extend(_tool_message(o) for o in done)
         yield StreamError(self._max_turns(messages, usage, outcomes))
 
     def run_sync(self, prompt: str | MessageLike | Sequence[MessageLike], **kwargs: Any) -> AgentResult:
@@ -241,10 +248,45 @@ class Agent:
             **self.request_options,
         )
 
-    async def _run_tools(self, calls: Sequence[ToolCall]) -> list[ToolOutcome]:
+    async def _run_tools(self, calls: Sequence[ToolCall]) -> list[ToolOutcome | ToolInterrupt]:
+        """Every call's outcome, in call order; a tool that asks to pause yields its ToolInterrupt.
+
+        The other calls of the turn still finish, so a resumed run need not execute them again.
+        """
         if len(calls) == 1 or not self.parallel_tool_calls:
-            return [await self._run_tool(c) for c in calls]
-        return list(await asyncio.gather(*(self._run_tool(c) for c in calls)))
+            results: list[ToolOutcome | ToolInterrupt] = []
+            for c in calls:
+                try:
+                    results.append(await self._run_tool(c))
+                except ToolInterrupt as interrupt:
+                    results.append(interrupt)
+            return results
+        gathered = await asyncio.gather(*(self._run_tool(c) for c in calls), return_exceptions=True)
+        for r in gathered:
+            if isinstance(r, BaseException) and not isinstance(r, ToolInterrupt):
+                raise r
+        return list(gathered)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _raise_if_interrupted(
+        calls: Sequence[ToolCall],
+        results: Sequence[ToolOutcome | ToolInterrupt],
+        messages: list[dict[str, Any]],
+        usage: Usage,
+        turn: int,
+    ) -> None:
+        pending = [(c, r) for c, r in zip(calls, results, strict=True) if isinstance(r, ToolInterrupt)]
+        if not pending:
+            return
+        completed = {r.call.id: _tool_message(r) for r in results if isinstance(r, ToolOutcome)}
+        raise AgentInterrupted(
+            pending[0][1],
+            messages=list(messages),
+            completed=completed,
+            pending=[c for c, _ in pending],
+            usage=usage,
+            turns=turn,
+        )
 
     async def _run_tool(self, call: ToolCall) -> ToolOutcome:
         started = time.perf_counter()

@@ -8,6 +8,8 @@ exception as ``original`` (and as ``__cause__``) so nothing the provider said is
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "LLMClientError",
     "ProviderError",
@@ -32,6 +34,8 @@ __all__ = [
     "MockExhaustedError",
     "MaxTurnsExceededError",
     "MissingDependencyError",
+    "ToolInterrupt",
+    "AgentInterrupted",
 ]
 
 
@@ -193,6 +197,68 @@ class MaxTurnsExceededError(LLMClientError):
     def __init__(self, message: str, *, result: object = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class ToolInterrupt(Exception):
+    """Raised by a tool to pause the agent run instead of failing the tool call.
+
+    The Agent does not turn it into a tool message: it lets the other tool calls of the turn
+    finish, then stops with :class:`AgentInterrupted`, carrying everything needed to resume later
+    without calling the model again. The kernel's ``ActionRequiredError`` (human approval) is one.
+    """
+
+
+class AgentInterrupted(LLMClientError):
+    """An Agent run stopped because a tool raised :class:`ToolInterrupt`.
+
+    ``messages`` is the conversation up to and including the assistant message with the tool
+    calls; ``completed`` maps each finished tool call id to its tool message, so a resumed run does
+    not execute those calls again; ``pending`` is the interrupted call; ``interrupt`` is what the
+    tool raised. Resume with :meth:`resume_messages` once the pending call has a result.
+    """
+
+    def __init__(
+        self,
+        interrupt: ToolInterrupt,
+        *,
+        messages: list[dict[str, Any]],
+        completed: dict[str, dict[str, Any]],
+        pending: list[Any],
+        usage: Any = None,
+        turns: int = 0,
+    ) -> None:
+        names = ", ".join(getattr(c, "name", "?") for c in pending)
+        super().__init__(f"agent run paused by tool call(s) {names}: {interrupt}")
+        self.interrupt = interrupt
+        self.messages = messages
+        self.completed = completed
+        self.pending = pending
+        self.usage = usage
+        self.turns = turns
+        self.__cause__ = interrupt
+
+    def resume_messages(self, results: dict[str, str]) -> list[dict[str, Any]]:
+        """The conversation to continue with: ``results`` maps each pending call id to its content."""
+        missing = [c.id for c in self.pending if c.id not in results]
+        if missing:
+            raise ValueError(f"no result given for pending tool call(s) {missing}")
+        out = list(self.messages)
+        for tc in out[-1].get("tool_calls") or ():
+            call_id = tc["id"]
+            if call_id in self.completed:
+                out.append(self.completed[call_id])
+            elif call_id in results:
+                out.append({"role": "tool", "tool_call_id": call_id, "content": results[call_id]})
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable form, to persist a paused run (e.g. with a job) and resume elsewhere."""
+        return {
+            "messages": self.messages,
+            "completed": self.completed,
+            "pending": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.pending],
+            "turns": self.turns,
+        }
 
 
 class MissingDependencyError(ImportError):

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, overload
 
-from .errors import ToolArgumentsError, ToolExecutionError, ToolNotFoundError, ToolSchemaError
+from .errors import ToolArgumentsError, ToolExecutionError, ToolInterrupt, ToolNotFoundError, ToolSchemaError
 from .messages import parse_tool_arguments
 from .schema import Check, Converter, analyze_function, compile_schema
 
@@ -250,6 +250,8 @@ class Tool:
             if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
                 result = await result
             return result
+        except ToolInterrupt:
+            raise  # a request to pause the run, not a failure of the tool
         except Exception as exc:
             raise ToolExecutionError(
                 f"tool {self.name!r} failed: {type(exc).__name__}: {exc}", original=exc
