@@ -88,7 +88,15 @@ class MockRunContext(RunContext):
             self.cancel(f"cancel_on={self.cancel_on}")
 
     async def checkpoint(self, state: dict[str, Any]) -> None:
-        self.checkpoints.append(json.loads(json.dumps(state)))
+        """Like DefaultRunContext: refuse what is not a JSON dict, store it, emit ``state.checkpoint``."""
+        if not isinstance(state, dict):
+            raise TypeError(f"checkpoint state must be a dict, got {type(state).__name__}")
+        try:
+            copy = json.loads(json.dumps(state))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"checkpoint of run {self.run_id} is not JSON-serialisable: {exc}") from exc
+        self.checkpoints.append(copy)
+        await self.emit(EventType.CHECKPOINT, {"seq": len(self.checkpoints)})
 
     async def get_state(self) -> dict[str, Any] | None:
         return self.checkpoints[-1] if self.checkpoints else None
