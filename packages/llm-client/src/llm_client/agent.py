@@ -286,6 +286,7 @@ class Agent:
             pending=[c for c, _ in pending],
             usage=usage,
             turns=turn,
+            interrupts=[r for _, r in pending],
         )
 
     async def _run_tool(self, call: ToolCall) -> ToolOutcome:

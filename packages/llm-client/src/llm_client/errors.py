@@ -226,6 +226,7 @@ class AgentInterrupted(LLMClientError):
         pending: list[Any],
         usage: Any = None,
         turns: int = 0,
+        interrupts: list[ToolInterrupt] | None = None,
     ) -> None:
         names = ", ".join(getattr(c, "name", "?") for c in pending)
         super().__init__(f"agent run paused by tool call(s) {names}: {interrupt}")
@@ -235,6 +236,8 @@ class AgentInterrupted(LLMClientError):
         self.pending = pending
         self.usage = usage
         self.turns = turns
+        #: what each pending call raised, in the order of ``pending``
+        self.interrupts = interrupts if interrupts is not None else [interrupt]
         self.__cause__ = interrupt
 
     def resume_messages(self, results: dict[str, str]) -> list[dict[str, Any]]:
