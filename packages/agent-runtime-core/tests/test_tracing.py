@@ -181,3 +181,15 @@ async def test_langfuse_sink_close_ends_open_spans() -> None:
     await sink.trace({"run_id": "r", "seq": 1, "event_type": "run.started", "payload": {}})
     await sink.close()
     assert [kind for kind, _ in client.calls] == ["start", "end", "flush", "shutdown"]
+
+
+def test_the_langfuse_sink_leaves_the_global_tracer_provider_alone() -> None:
+    code = (
+        "from opentelemetry import trace\n"
+        "from agent_runtime_core.tracing import LangfuseTraceSink\n"
+        "sink = LangfuseTraceSink(public_key='pk', secret_key='sk', host='http://127.0.0.1:9')\n"
+        "print(type(trace.get_tracer_provider()).__name__)\n"
+        "sink.client.shutdown()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "ProxyTracerProvider"

@@ -75,7 +75,13 @@ class LangfuseTraceSink(TraceSink):
                 raise ImportError(
                     "LangfuseTraceSink needs the langfuse SDK: pip install 'agent-runtime-core[langfuse]'"
                 ) from exc
-            client = Langfuse(public_key=public_key, secret_key=secret_key, host=host)
+            # Langfuse installs its TracerProvider as OpenTelemetry's global one unless given its
+            # own: that would silently re-route the application's (and llm-client's) spans.
+            from opentelemetry.sdk.trace import TracerProvider
+
+            client = Langfuse(
+                public_key=public_key, secret_key=secret_key, host=host, tracer_provider=TracerProvider()
+            )
         self.client: Any = client
         self._spans: dict[str, Any] = {}
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from llm_client._lazy import lazy_exports
 
 _EXPORTS = {
     "PostgresJobStore": "jobs",
@@ -14,13 +15,7 @@ _EXPORTS = {
 __all__ = ["PostgresJobStore", "PostgresActionStore", "PostgresLedgerWriter"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover
