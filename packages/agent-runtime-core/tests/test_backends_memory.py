@@ -221,3 +221,23 @@ async def test_state_refuses_non_json_before_writing() -> None:
         await s.set("k", b"bytes")
     assert await s.list_checkpoints("r") == []
     assert await s.get("k") is None
+
+
+async def test_the_bus_forgets_the_oldest_runs_beyond_max_runs() -> None:
+    bus = InMemoryEventBus(max_runs=3)
+    for i in range(5):
+        await bus.publish(f"run-{i}", "run.started", {})
+    assert await bus.get_events("run-0") == [] and await bus.get_events("run-1") == []
+    assert [e.run_id for e in await bus.get_events("run-4")] == ["run-4"]
+    await bus.delete_run("run-4")
+    assert await bus.get_events("run-4") == []
+
+
+async def test_a_long_run_keeps_exactly_its_last_events_and_reads_from_any_seq() -> None:
+    bus = InMemoryEventBus(max_events_per_run=100)
+    for i in range(1, 1001):
+        await bus.publish("r", "assistant.delta", {"i": i})
+    events = await bus.get_events("r")
+    assert [e.seq for e in events] == list(range(901, 1001))
+    assert [e.seq for e in await bus.get_events("r", from_seq=990, limit=5)] == [991, 992, 993, 994, 995]
+    assert await bus.get_events("r", from_seq=1000) == []
