@@ -1,12 +1,13 @@
-"""Cold-process import time of llm-client, side by side with the SDKs it wraps. Not a test module.
+"""Cold-process import time of llm-client and agent-runtime-core, side by side with the SDKs llm-client
+wraps and the agent frameworks agent-runtime-core is compared with. Not a test module.
 
 Same method as shared/peer-bench/bench_import.py: for each target one priming run (writes .pyc,
 fills the page cache), then --reps fresh interpreters of each of
   python -X importtime -c "<stmt>"   -> sum of top-level cumulative times after `site`
   python -c "<stmt>"                 -> process wall time (also prints ru_maxrss, one getrusage call)
 Reps are interleaved across targets (rep 1 of every target, then rep 2, ...), so a slow phase of a
-noisy machine hits every target alike. Also checks which SDK modules each llm_client statement
-pulled in (it must be none). Every subprocess has a timeout.
+noisy machine hits every target alike. Also checks which SDK modules each llm_client /
+agent_runtime_core statement pulled in (it must be none). Every subprocess has a timeout.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ LLM_CLIENT_TARGETS = [
     ),
     ("llm_client.providers.openai", "import llm_client.providers.openai", "llm-client", {}),
 ]
+CORE_TARGETS = [
+    ("agent_runtime_core", "import agent_runtime_core", "agent-runtime-core", {}),
+    (
+        "agent_runtime_core AgentRunner/ToolCallingAgent",
+        "from agent_runtime_core import AgentRunner, ToolCallingAgent",
+        "agent-runtime-core",
+        {},
+    ),
+]
+OURS = ("llm_client", "agent_runtime_core")  # statements checked for SDK modules
 PEER_TARGETS = [
     ("bare python", "pass", None, {}),
     ("asyncio (stdlib reference)", "import asyncio", None, {}),
@@ -43,8 +54,12 @@ PEER_TARGETS = [
         "litellm",
         {"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
     ),
+    # the agent frameworks agent-runtime-core is compared with (RESULTS.md section 1)
+    ("pydantic-ai-slim", "import pydantic_ai", "pydantic-ai-slim", {}),
+    ("openai-agents", "import agents", "openai-agents", {}),
+    ("langgraph + prebuilt", "import langgraph.graph, langgraph.prebuilt", "langgraph", {}),
 ]
-SDKS = ("openai", "anthropic", "litellm", "httpx", "httpx2", "aiohttp", "pydantic", "opentelemetry")
+SDKS = ("openai", "anthropic", "litellm", "httpx", "httpx2", "aiohttp", "pydantic", "opentelemetry", "redis")
 
 
 def env_for(extra: dict) -> dict:
@@ -98,16 +113,22 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2 reps, no litellm/anthropic")
-    ap.add_argument("--no-peers", action="store_true", help="only llm_client and bare python")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 reps, ours + bare python + openai")
+    ap.add_argument(
+        "--no-peers", action="store_true", help="only llm_client, agent_runtime_core, bare python"
+    )
     args = ap.parse_args()
     py = sys.executable
-    targets = LLM_CLIENT_TARGETS + PEER_TARGETS
+    targets = LLM_CLIENT_TARGETS + CORE_TARGETS + PEER_TARGETS
+
+    def ours(stmt: str) -> bool:
+        return any(m in stmt for m in OURS)
+
     if args.quick:
         args.reps = 2
-        targets = [t for t in targets if t[0] in ("bare python", "openai") or "llm_client" in t[1]]
+        targets = [t for t in targets if t[0] in ("bare python", "openai") or ours(t[1])]
     elif args.no_peers:
-        targets = [t for t in targets if t[0] == "bare python" or "llm_client" in t[1]]
+        targets = [t for t in targets if t[0] == "bare python" or ours(t[1])]
 
     samples = {t[0]: {"it": [], "wall": [], "rss": []} for t in targets}
     for label, stmt, _, extra in targets:  # priming run (pyc + page cache)
@@ -139,7 +160,7 @@ def main() -> None:
             "wall_ms_all": [round(x * 1e3, 1) for x in s["wall"]],
             "maxrss_mib_after_import": statistics.median(s["rss"]),
         }
-        if "llm_client" in stmt:
+        if ours(stmt):
             row["sdk_modules_loaded"] = sdk_modules(py, stmt, env_for(extra), args.timeout)
         rows.append(row)
         print(
@@ -155,7 +176,17 @@ def main() -> None:
         "reps": args.reps,
         "rows": rows,
         "target_ms": 50.0,
-        "versions": common.versions("llm-client", "openai", "anthropic", "litellm"),
+        "target_ms_agent_runtime_core": 80.0,
+        "versions": common.versions(
+            "llm-client",
+            "agent-runtime-core",
+            "openai",
+            "anthropic",
+            "litellm",
+            "pydantic-ai-slim",
+            "openai-agents",
+            "langgraph",
+        ),
         **common.info_header(),
     }
     common.emit(out, args.out or os.path.join(common.RESULTS_DIR, "import.json"))

@@ -285,3 +285,111 @@ async def interleaved(variants: dict[str, RunOnce], trials: int, measure) -> dic
 
 def quick_or(args, quick, full):
     return quick if getattr(args, "quick", False) else full
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes: one framework per process, driven trial by trial from one parent, so every
+# framework's RSS is its own and trials still interleave across frameworks (bench_core.py).
+# Protocol: one JSON object per line. The worker writes "READY <json>" once, then answers each
+# command line with one JSON line ({"error": ...} on failure). Its real stdout is kept for the
+# protocol; fd 1 is pointed at stderr so a framework that prints cannot corrupt it.
+
+import select  # noqa: E402
+
+
+class WorkerProc:
+    """Parent side: a child process answering JSON commands; every read has a timeout."""
+
+    def __init__(self, name: str, cmd: list[str], *, timeout: float = 300.0, env: dict | None = None):
+        self.name = name
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
+        )
+        self.info: dict = {}
+
+    def _readline(self, timeout: float) -> str:
+        out = self.proc.stdout
+        assert out is not None
+        r, _, _ = select.select([out], [], [], timeout)
+        if not r:
+            raise TimeoutError(f"worker {self.name}: no answer within {timeout:.0f} s")
+        line = out.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.name} exited (rc={self.proc.poll()})")
+        return line
+
+    def wait_ready(self, timeout: float | None = None) -> dict:
+        line = self._readline(timeout or self.timeout)
+        if not line.startswith("READY "):
+            raise RuntimeError(f"worker {self.name}: expected READY, got {line[:200]!r}")
+        self.info = json.loads(line[6:])
+        return self.info
+
+    def call(self, cmd: str, timeout: float | None = None, **kw) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **kw}) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self._readline(timeout or self.timeout))
+        if "error" in reply:
+            raise RuntimeError(f"worker {self.name} failed on {cmd}: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=20)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                self.proc.kill()  # by pid: the child we started
+                self.proc.wait(timeout=10)
+
+
+async def serve_worker(handlers: dict[str, Callable[..., Awaitable[dict]]], ready: dict) -> None:
+    """Child side: answer JSON command lines from stdin with `handlers[cmd](**args)` until "quit".
+
+    Reading stdin blocks the event loop on purpose: the worker does nothing between commands (it
+    lets the loop turn a few times after each one).
+    """
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything the framework prints goes to stderr
+    sys.stdout = sys.stderr
+    proto.write("READY " + json.dumps(ready) + "\n")
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        msg = json.loads(line)
+        cmd = msg.pop("cmd")
+        if cmd == "quit":
+            return
+        try:
+            reply = await handlers[cmd](**msg)
+        except Exception as exc:  # report, keep serving: the parent decides
+            import traceback
+
+            reply = {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"}
+        proto.write(json.dumps(reply) + "\n")
+        # Let the loop turn between commands, as a serving process's loop does: a sequential trial
+        # of runs that never suspend leaves work for the loop (async-generator finalizers, cancelled
+        # timers) that would otherwise pile up across trials and inflate the next trial's RSS.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+def marginal_us(t_big: list[float], t_one: list[float], tokens: int) -> dict:
+    """peer-bench's streaming method over paired reps: (median t(N) - median t(1)) / (N - 1)."""
+    mb, mo = statistics.median(t_big), statistics.median(t_one)
+    per_rep = sorted((b - o) / (tokens - 1) * 1e6 for b, o in zip(t_big, t_one))
+    return {
+        "tokens": tokens,
+        "reps": len(t_big),
+        "run_ms_with_tokens": mb * 1e3,
+        "run_ms_with_1_token": mo * 1e3,
+        "us_per_token_total": mb / tokens * 1e6,
+        "us_per_token_marginal": (mb - mo) / (tokens - 1) * 1e6,
+        "marginal_per_rep_min": per_rep[0],
+        "marginal_per_rep_max": per_rep[-1],
+    }

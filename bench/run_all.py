@@ -1,14 +1,18 @@
-"""Run every llm-client benchmark, each in its own process, and print the markdown tables.
+"""Run every benchmark (llm-client's, then agent-runtime-core's), each in its own process, and print
+the markdown tables.
 
 Not a test module. Usage (from the repo root):
 
-    .venv/bin/python bench/run_all.py            # full run, about 8-10 minutes on 2 cores
-    .venv/bin/python bench/run_all.py --quick    # smoke run, well under a minute or two
+    .venv/bin/python bench/run_all.py            # full run, about 13-16 minutes on 2 cores
+    .venv/bin/python bench/run_all.py --quick    # smoke run, about a minute or two
+    .venv/bin/python bench/run_all.py --only core,redis   # agent-runtime-core's two, ~5 minutes
     .venv/bin/python bench/run_all.py --report   # only print the tables from bench/results/
 
 Each benchmark is started through shared/peer-bench/netns.sh (a loopback-only network namespace)
 when that script exists and works here; otherwise the benchmarks run directly (they only ever talk
-to 127.0.0.1) and the JSON says so. Results go to bench/results/<name>.json (gitignored).
+to 127.0.0.1) and the JSON says so. The exception is `redis`: a fresh namespace cannot reach the
+host's Redis on 127.0.0.1:6379, so it always runs directly (it asserts a local host and talks to
+nothing else). Results go to bench/results/<name>.json (gitignored).
 Every child has a timeout.
 """
 
@@ -25,11 +29,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 NETNS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "peer-bench", "netns.sh"))
 
-BENCHES = [  # (name, script, timeout seconds)
-    ("import", "bench_import.py", 400),
-    ("engine", "bench_engine.py", 300),
-    ("stream", "bench_stream.py", 300),
-    ("wire", "bench_wire.py", 500),
+BENCHES = [  # (name, script, timeout seconds, run inside netns.sh)
+    ("import", "bench_import.py", 600, True),
+    ("engine", "bench_engine.py", 300, True),
+    ("stream", "bench_stream.py", 300, True),
+    ("wire", "bench_wire.py", 500, True),
+    ("core", "bench_core.py", 600, True),
+    ("redis", "bench_redis.py", 300, False),  # the host's Redis is not in a fresh namespace
 ]
 
 
@@ -46,14 +52,21 @@ def netns_prefix() -> list[str]:
 def run(names: list[str], quick: bool) -> dict:
     os.makedirs(RESULTS, exist_ok=True)
     prefix = netns_prefix()
-    meta = {"netns": bool(prefix), "quick": quick, "seconds": {}}
+    meta = {"netns": bool(prefix), "quick": quick, "seconds": {}, "benches": names}
+    old = os.path.join(RESULTS, "run_all.json")
+    if os.path.exists(old):  # keep the timings of benchmarks not rerun this time
+        with open(old) as f:
+            prev = json.load(f)
+        meta["seconds"] = {
+            k: v for k, v in prev.get("seconds", {}).items() if k not in names and k != "total"
+        }
     if not prefix:
         print("note: netns.sh unavailable here; running without the loopback-only namespace", file=sys.stderr)
     t_all = time.perf_counter()
-    for name, script, timeout in BENCHES:
+    for name, script, timeout, in_netns in BENCHES:
         if name not in names:
             continue
-        cmd = prefix + [
+        cmd = (prefix if in_netns else []) + [
             sys.executable,
             os.path.join(HERE, script),
             "--out",
@@ -93,7 +106,7 @@ def f1(x: float) -> str:
 
 def report() -> str:
     out: list[str] = []
-    any_r = next((r for r in (load(n) for n, _, _ in BENCHES) if r), None)
+    any_r = next((r for r in (load(n) for n, *_ in BENCHES) if r and "machine" in r), None)
     if any_r:
         m = any_r["machine"]
         out.append(
@@ -214,6 +227,7 @@ def report() -> str:
                 f"{g['recorded_specs']} RequestSpecs, RSS +{g['rss_growth_mib']:.1f} MiB."
             )
         out.append("")
+    out.extend(report_core())
     meta = os.path.join(RESULTS, "run_all.json")
     if os.path.exists(meta):
         with open(meta) as f:
@@ -222,10 +236,135 @@ def report() -> str:
     return "\n".join(out)
 
 
+def report_core() -> list[str]:
+    """Tables of bench_core.py and bench_redis.py (agent-runtime-core)."""
+    out: list[str] = []
+    r = load("core")
+    if r:
+        a, fw = r["args"], r["frameworks"]
+        w = a["width"]
+        rpt = r["runs_per_trial"]
+        out.append(
+            f"### Agent run side by side, one process per framework ({a['trials']} interleaved trials; "
+            f"runs per trial: ours {rpt.get('core', a['n'])}, peers {a['peer_n']}, plain {a['plain_n']}; "
+            f"gather-{w}: runs/{w} gathers of {w})\n"
+        )
+        out.append(
+            f"| framework | seq runs/s [min-max] | us/run | gather-{w} runs/s [min-max] | x best peer seq "
+            f"| x best peer gather | RSS after import MiB | peak RSS MiB after warm-up (runs) "
+            f"| peak RSS MiB after 1st trial (runs) | peak RSS MiB after all runs (runs) |"
+        )
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for n, v in fw.items():
+            s_, c_ = v["sequential"], v[f"concurrent_{w}"]
+            ratio = v.get("ratio_to_best_peer", {})
+            aw, a1, ar = v["after_warmup"], v["after_first_seq_trial"], v["after_runs"]
+            out.append(
+                f"| {r['labels'][n]} | {f0(s_['median_runs_per_s'])} [{f0(s_['min_runs_per_s'])}-"
+                f"{f0(s_['max_runs_per_s'])}] | {f0(s_['median_us_per_run'])} | {f0(c_['median_runs_per_s'])} "
+                f"[{f0(c_['min_runs_per_s'])}-{f0(c_['max_runs_per_s'])}] | "
+                f"{ratio.get('sequential', 0):.1f}x | {ratio.get(f'concurrent_{w}', 0):.1f}x | "
+                f"{f1(v['ready']['rss_mib_after_import'])} | {f1(aw['peak_rss_mib'])} ({aw['runs_done']:,}) | "
+                f"{f1(a1['peak_rss_mib'])} ({a1['runs_done']:,}) | {f1(ar['peak_rss_mib'])} ({ar['runs_done']:,}) |"
+            )
+        bp = r.get("best_peer", {})
+        if bp:
+            out.append(
+                "\nBest peer in this run: "
+                + "; ".join(f"{k}: {v['framework']} {f0(v['runs_per_s'])} runs/s" for k, v in bp.items())
+            )
+        core = fw.get("core")
+        if core and core.get("end", {}).get("event_bus_events_retained") is not None:
+            e = core["end"]
+            out.append(
+                f"\nagent-runtime-core's in-memory event bus held {e['event_bus_events_retained']:,} events of "
+                f"{e['event_bus_runs_retained']:,} runs at the end (it keeps every run's history); RSS after "
+                f"each sequential trial: {core['sequential']['rss_mib_after_each_trial']} MiB."
+            )
+        out.append("")
+        any_s = next((v["stream"] for v in fw.values() if v.get("stream")), None)
+        if any_s:
+            t = next(iter(any_s.values()))
+            out.append(
+                f"### Streaming {t['tokens']} one-char tokens after the tool call, {t['reps']} interleaved reps "
+                "(marginal = (median t(N) - median t(1)) / (N - 1))\n"
+            )
+            out.append(
+                "| framework | variant | marginal us/token [per-rep min-max] | net over own fake-model floor "
+                "| added over llm-client engine.stream | 1-token run ms |"
+            )
+            out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+            for n, v in fw.items():
+                for sname, x in v.get("stream", {}).items():
+                    added = x.get(
+                        "added_us_per_token_over_engine", x.get("added_us_per_token_over_engine_yield")
+                    )
+                    out.append(
+                        f"| {r['labels'][n]} | {sname} | {f1(x['us_per_token_marginal'])} "
+                        f"[{f1(x['marginal_per_rep_min'])}-{f1(x['marginal_per_rep_max'])}] | "
+                        f"{x.get('net_us_per_token_over_floor', 0):+.1f} | "
+                        f"{'' if added is None else f'{added:+.1f}'} | {x['run_ms_with_1_token']:.2f} |"
+                    )
+            out.append("")
+        for n, v in fw.items():
+            d = v.get("decomposition_us_per_run")
+            if not d:
+                continue
+            out.append(
+                f"### Where a run's time goes: {r['labels'][n]} ({a['trials']} interleaved trials x "
+                f"{v['decomposition_runs_per_trial']} sequential runs, same provider, in-process)\n"
+            )
+            out.append("| what | us/run [min-max] |")
+            out.append("| --- | ---: |")
+            for k, x in d.items():
+                out.append(f"| {k} | {f1(x['median'])} [{f1(x['min'])}-{f1(x['max'])}] |")
+            out.append("")
+        out.append(f"bench_core: {r['seconds']:.0f} s")
+        out.append("")
+
+    r = load("redis")
+    if r and "skipped" in r:
+        out.append(f"### Redis: skipped ({r['skipped']})\n")
+    elif r:
+        a = r["args"]
+        c = a["clients"]
+        out.append(
+            f"### Redis throughput, 127.0.0.1:6379 (Redis {r['redis_server']['redis_version']}; "
+            f"{a['trials']} interleaved trials x {a['n']} operations; concurrent = {c} clients; "
+            f"payload {r['payload_bytes']} B)\n"
+        )
+        out.append(
+            f"| operation | seq ops/s [min-max] | us/op | {c} clients ops/s [min-max] | ratio to redis-benchmark "
+            "(same -c) |"
+        )
+        out.append("| --- | ---: | ---: | ---: | --- |")
+        for n, v in r["ours"].items():
+            s_, c_ = v["sequential"], v[f"concurrent_{c}"]
+            rat = "; ".join(f"{k}: {x:.3f}" for k, x in r["ratios"].get(n, {}).items())
+            out.append(
+                f"| {n} | {f0(s_['median_ops_per_s'])} [{f0(s_['min_ops_per_s'])}-{f0(s_['max_ops_per_s'])}] | "
+                f"{f0(s_['median_us_per_op'])} | {f0(c_['median_ops_per_s'])} [{f0(c_['min_ops_per_s'])}-"
+                f"{f0(c_['max_ops_per_s'])}] | {rat} |"
+            )
+        out.append("")
+        out.append(f"| redis-benchmark ({a['rb_n']} requests, same trials) | ops/s [min-max] |")
+        out.append("| --- | ---: |")
+        for k, v in r["redis_benchmark"].items():
+            out.append(
+                f"| {k} | {f0(v['median_ops_per_s'])} [{f0(v['min_ops_per_s'])}-{f0(v['max_ops_per_s'])}] |"
+            )
+        out.append(
+            f"\nKeys under `{r['prefix']}:*` deleted at the end: {r['keys_deleted_at_cleanup']}; "
+            f"left: {r['keys_left']}. bench_redis: {r['seconds']:.0f} s"
+        )
+        out.append("")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run of every benchmark")
-    ap.add_argument("--only", default=",".join(n for n, _, _ in BENCHES), help="comma-separated names")
+    ap.add_argument("--only", default=",".join(n for n, *_ in BENCHES), help="comma-separated names")
     ap.add_argument("--report", action="store_true", help="only print tables from bench/results/")
     args = ap.parse_args()
     if not args.report:
