@@ -36,6 +36,7 @@ BENCHES = [  # (name, script, timeout seconds, run inside netns.sh)
     ("wire", "bench_wire.py", 500, True),
     ("core", "bench_core.py", 600, True),
     ("redis", "bench_redis.py", 300, False),  # the host's Redis is not in a fresh namespace
+    ("framework", "bench_framework.py", 300, True),
 ]
 
 
