@@ -276,6 +276,28 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         LedgerWriter,
         UsageRecord,
     )
+    from .observability import OpenTelemetryAdapter, OTelConfig
+    from .orchestration import (
+        AgentRole,
+        ChainOperator,
+        DebateOperator,
+        DefaultRouter,
+        ExecutionGraph,
+        GraphEdge,
+        GraphExecutor,
+        GraphNode,
+        MapReduceOperator,
+        NodeResult,
+        Operator,
+        OperatorContext,
+        OperatorResult,
+        OrchestrationConfig,
+        ParallelOperator,
+        PlannerExecutorOperator,
+        Router,
+        RoutingDecision,
+        RoutingRule,
+    )
     from .plugins import Plugin, PluginCapability, PluginManifest, PluginRegistry, PluginType
     from .policy import (
         ConstraintPolicy,
@@ -288,4 +310,17 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         PolicyRule,
         ToolPolicy,
     )
+    from .queues import KafkaConfig, KafkaEventAdapter, RedisStreamsAdapter, RedisStreamsConfig
+    from .replay import (
+        EventFingerprint,
+        RecordedEvent,
+        Recording,
+        ReplayMode,
+        ReplayPlayer,
+        ReplayRecorder,
+        ReplayResult,
+        ReplayValidationError,
+        RunMetadata,
+    )
     from .storage.postgres import PostgresActionStore, PostgresJobStore, PostgresLedgerWriter
+    from .storage.redis import RedisActionStore, RedisJobCache, RedisSignalChannel, SignalMessage
