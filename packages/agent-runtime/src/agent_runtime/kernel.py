@@ -207,6 +207,9 @@ class _Run:
     #: tool calls blocked in ``wait_for_resolution`` right now (the job shows WAITING_ACTION)
     blocking_waits: int = 0
     wait_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: when progress was last written to the job store (monotonic; 0 = never, so the first turn of
+    #: a job is saved once a second has passed since process start)
+    progress_saved_at: float = field(default_factory=time.monotonic)
 
 
 class _ApprovalRequired(ActionRequiredError):
@@ -670,8 +673,15 @@ class RuntimeKernel:
                             RuntimeEventType.MODEL_DONE,
                             {"turn": run.turns, "finish_reason": event.response.finish_reason},
                         )
-                        limit = _turn_limit(self.agent, ctx.budgets)
-                        await self.jobs.update_progress(job_id, min(0.99, run.turns / limit), turn=run.turns)
+                        # Progress is persisted at most once a second: the MODEL_DONE event already
+                        # tells live watchers, and a store write per turn would dominate short jobs.
+                        now = time.monotonic()
+                        if now - run.progress_saved_at >= 1.0:
+                            run.progress_saved_at = now
+                            limit = _turn_limit(self.agent, ctx.budgets)
+                            await self.jobs.update_progress(
+                                job_id, min(0.99, run.turns / limit), turn=run.turns
+                            )
                     elif isinstance(event, ToolStart):
                         await self._publish(
                             ctx,
@@ -881,10 +891,12 @@ class RuntimeKernel:
 
     async def _finish_ok(self, job_id: str, run: _Run, content: str | None) -> ExecutionResult:
         usage = self._usage_dict(run)
-        await self.jobs.set_state(
-            job_id, {"result": {"content": content, "usage": usage}, "turns": run.turns}
+        await self.jobs.complete(
+            job_id,
+            result_ref=f"job:{job_id}:result",
+            state={"result": {"content": content, "usage": usage}, "turns": run.turns},
+            turn=run.turns,
         )
-        await self.jobs.complete(job_id, result_ref=f"job:{job_id}:result")
         result = ExecutionResult(job_id, JobStatus.SUCCEEDED.value, content, usage, run.turns)
         await self._publish(run.ctx, RuntimeEventType.FINAL_RESULT, {"content": content, "usage": usage})
         await self._publish(run.ctx, RuntimeEventType.JOB_COMPLETED, {"status": result.status})

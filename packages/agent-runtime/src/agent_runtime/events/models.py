@@ -13,11 +13,12 @@ import enum
 import json
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from llm_client.context import new_request_id
 
 from ..errors import ValidationError
 
@@ -139,8 +140,12 @@ def format_sse(
     return "".join(parts)
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})  # floats: NaN/inf are not JSON
+
+
 def _new_event_id() -> str:
-    return f"evt-{uuid.uuid4().hex}"
+    # A random per-process prefix plus a counter: unique like a uuid4, without a syscall per event.
+    return f"evt-{new_request_id()}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,7 +179,10 @@ class RuntimeEvent:
         if not isinstance(self.data, Mapping):
             raise ValidationError(f"data must be a dict, got {type(self.data).__name__}")
         # A private copy: the publisher mutating its dict later must not change a delivered event.
-        object.__setattr__(self, "data", dict(self.data))
+        data = dict(self.data)
+        object.__setattr__(self, "data", data)
+        if all(type(v) in _SCALARS for v in data.values()) and all(type(k) is str for k in data):
+            return  # flat scalars (most events, one per streamed token) are JSON by construction
         try:
             self.to_json()
         except (TypeError, ValueError) as exc:

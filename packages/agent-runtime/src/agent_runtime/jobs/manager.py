@@ -140,11 +140,25 @@ class JobManager:
 
         return await self.modify(job_id, change)
 
-    async def complete(self, job_id: str, result_ref: str | None = None) -> JobRecord:
-        """RUNNING -> SUCCEEDED, with progress 1.0 and an optional reference to the result."""
+    async def complete(
+        self,
+        job_id: str,
+        result_ref: str | None = None,
+        *,
+        state: Mapping[str, Any] | None = None,
+        turn: int | None = None,
+    ) -> JobRecord:
+        """RUNNING -> SUCCEEDED, with progress 1.0 and an optional reference to the result.
+
+        ``state`` and ``turn`` are written in the same update, so finishing a job is one write.
+        """
 
         def change(job: JobRecord) -> JobRecord:
             done = replace(job.transition_to(JobStatus.SUCCEEDED), progress=1.0)
+            if state is not None:
+                done = replace(done, state=dict(state))
+            if turn is not None:
+                done = replace(done, turn=turn)
             return done.with_result(result_ref) if result_ref is not None else done
 
         return await self.modify(job_id, change)

@@ -14,6 +14,7 @@ Concurrency contract (every store implements it the same way, see :func:`check_u
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from abc import ABC, abstractmethod
@@ -112,26 +113,51 @@ class JobStore(ABC):
         """How many jobs match (limit and offset are ignored)."""
 
 
+class _Stored:
+    """A validated record plus the JSON of its mutable parts, copied out fresh on every read."""
+
+    __slots__ = ("metadata", "record", "state", "tags")
+
+    def __init__(self, record: JobRecord, metadata: str, tags: str, state: str) -> None:
+        self.record = record
+        self.metadata = metadata
+        self.tags = tags
+        self.state = state
+
+    def read(self) -> JobRecord:
+        out = copy.copy(self.record)
+        object.__setattr__(out, "metadata", json.loads(self.metadata))
+        object.__setattr__(out, "tags", json.loads(self.tags))
+        object.__setattr__(out, "state", json.loads(self.state))
+        return out
+
+
 class InMemoryJobStore(JobStore):
     """A process-local store for tests and single-process deployments.
 
-    Records are kept as JSON, so what a caller can store here is exactly what PostgreSQL accepts
-    (a non-serialisable ``state`` fails here too), and no caller can mutate a stored job through a
-    dict it still holds. No method awaits between its check and its write, so each is atomic
-    under asyncio.
+    Every write goes through JSON, so what a caller can store here is exactly what PostgreSQL
+    accepts (a non-serialisable ``state`` fails here too). The record is decoded and validated once,
+    at write time; a read returns a shallow copy with fresh ``metadata``/``tags``/``state`` decoded
+    from their JSON, so no caller can change a stored job through a dict it holds, without paying a
+    full decode and validation on every one of the several reads a state change makes. No method
+    awaits between its check and its write, so each is atomic under asyncio.
     """
 
     def __init__(self) -> None:
-        self._jobs: dict[str, str] = {}
+        self._jobs: dict[str, _Stored] = {}
         self._by_key: dict[tuple[str | None, str], str] = {}
 
     @staticmethod
-    def _encode(job: JobRecord) -> str:
-        return encode_json(job.to_dict(), what=f"job {job.job_id!r}")
-
-    @staticmethod
-    def _decode(raw: str) -> JobRecord:
-        return JobRecord.from_dict(json.loads(raw))
+    def _store(job: JobRecord) -> _Stored:
+        # The record is frozen and its scalar fields were validated when it was built; only the
+        # caller-supplied mappings need checking as JSON, and they are kept as JSON text.
+        what = f"job {job.job_id!r}"
+        return _Stored(
+            job,
+            encode_json(dict(job.metadata), what=f"metadata of {what}"),
+            encode_json(dict(job.tags), what=f"tags of {what}"),
+            encode_json(dict(job.state), what=f"state of {what}"),
+        )
 
     async def create(self, job: JobRecord) -> JobRecord:
         if not isinstance(job, JobRecord):
@@ -139,42 +165,41 @@ class InMemoryJobStore(JobStore):
         if job.idempotency_key is not None:
             existing = self._by_key.get((job.scope_id, job.idempotency_key))
             if existing is not None:
-                return self._decode(self._jobs[existing])
+                return self._jobs[existing].read()
         if job.job_id in self._jobs:
             raise DuplicateJobError(job.job_id)
-        stored = replace(job, version=1)
-        self._jobs[job.job_id] = self._encode(stored)
+        stored = self._store(replace(job, version=1))
+        self._jobs[job.job_id] = stored
         if job.idempotency_key is not None:
             self._by_key[(job.scope_id, job.idempotency_key)] = job.job_id
-        return self._decode(self._jobs[job.job_id])
+        return stored.read()
 
     async def get(self, job_id: str) -> JobRecord | None:
-        raw = self._jobs.get(job_id)
-        return None if raw is None else self._decode(raw)
+        stored = self._jobs.get(job_id)
+        return None if stored is None else stored.read()
 
     async def update(self, job: JobRecord) -> JobRecord:
         if not isinstance(job, JobRecord):
             raise ValidationError(f"update() takes a JobRecord, got {type(job).__name__}")
-        raw = self._jobs.get(job.job_id)
-        if raw is None:
+        current = self._jobs.get(job.job_id)
+        if current is None:
             raise JobNotFoundError(job.job_id)
-        check_update(self._decode(raw), job)
-        new = replace(job, version=job.version + 1, updated_at=time.time())
-        self._jobs[job.job_id] = self._encode(new)
-        return self._decode(self._jobs[job.job_id])
+        check_update(current.record, job)
+        stored = self._store(replace(job, version=job.version + 1, updated_at=time.time()))
+        self._jobs[job.job_id] = stored
+        return stored.read()
 
     async def delete(self, job_id: str) -> bool:
-        raw = self._jobs.pop(job_id, None)
-        if raw is None:
+        stored = self._jobs.pop(job_id, None)
+        if stored is None:
             return False
-        job = self._decode(raw)
+        job = stored.record
         if job.idempotency_key is not None:
             self._by_key.pop((job.scope_id, job.idempotency_key), None)
         return True
 
     def _matching(self, filter: JobFilter | None) -> list[JobRecord]:
-        jobs = [self._decode(raw) for raw in self._jobs.values()]
-        return [j for j in jobs if filter is None or filter.matches(j)]
+        return [s.read() for s in self._jobs.values() if filter is None or filter.matches(s.record)]
 
     async def list(self, filter: JobFilter | None = None) -> list[JobRecord]:
         jobs = sorted(self._matching(filter), key=lambda j: (j.created_at, j.job_id), reverse=True)

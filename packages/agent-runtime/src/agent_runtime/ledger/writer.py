@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,6 +20,9 @@ from .budget import Budget, BudgetCheck, Reservation, Window, evaluate_budgets, 
 from .events import LedgerEvent, LedgerEventType, UsageRecord, to_epoch
 
 __all__ = ["LedgerWriter", "InMemoryLedgerWriter", "new_reservation_id"]
+
+
+_ZERO = UsageRecord()
 
 
 def new_reservation_id() -> str:
@@ -117,17 +121,30 @@ def _matches(
     )
 
 
+_Key = tuple[str | None, str | None, str | None]
+
+
+def _keys(scope_id: str | None, principal_id: str | None, session_id: str | None) -> list[_Key]:
+    """Every identity a budget could name that this (scope, principal, session) falls under."""
+    return [(s, p, q) for s in {None, scope_id} for p in {None, principal_id} for q in {None, session_id}]
+
+
 class InMemoryLedgerWriter(LedgerWriter):
     """Process-local ledger for tests and single-process deployments.
 
     ``reserve`` and ``settle`` contain no ``await`` between reading and writing, so on one event loop
-    they are atomic without a lock. Sums scan the events: fine for tests, not for millions of events.
+    they are atomic without a lock. Budget checks read running totals kept per identity and window
+    (all time, per UTC day, per UTC month, the last minute), updated as events are written, so a
+    check costs the same after a million events as after one.
     """
 
     def __init__(self) -> None:
         self._events: list[LedgerEvent] = []
         self._ids: set[str] = set()
         self._reservations: dict[str, Reservation] = {}
+        self._total: dict[_Key, UsageRecord] = {}
+        self._buckets: dict[tuple[_Key, Window], dict[float, UsageRecord]] = {}
+        self._recent: dict[_Key, deque[tuple[float, UsageRecord]]] = {}
 
     @property
     def reservations(self) -> list[Reservation]:
@@ -143,6 +160,33 @@ class InMemoryLedgerWriter(LedgerWriter):
             raise ValidationError(f"ledger event {event.event_id!r} was already written")
         self._ids.add(event.event_id)
         self._events.append(event)
+        if event.type.counts_as_usage:
+            self._count(event)
+
+    def _count(self, event: LedgerEvent) -> None:
+        usage, ts = event.usage(), event.timestamp
+        day, month = window_start(Window.DAILY, ts), window_start(Window.MONTHLY, ts)
+        for key in _keys(event.scope_id, event.principal_id, event.session_id):
+            self._total[key] = self._total.get(key, _ZERO) + usage
+            for window, start in ((Window.DAILY, day), (Window.MONTHLY, month)):
+                buckets = self._buckets.setdefault((key, window), {})
+                assert start is not None
+                buckets[start] = buckets.get(start, _ZERO) + usage
+            self._recent.setdefault(key, deque()).append((ts, usage))
+
+    def _recorded(self, key: _Key, window: Window, now: float) -> UsageRecord:
+        start = window_start(window, now)
+        if start is None:
+            return self._total.get(key, _ZERO)
+        if window is Window.PER_MINUTE:
+            recent = self._recent.get(key)
+            if not recent:
+                return _ZERO
+            while recent and recent[0][0] < start - 60.0:  # keep a minute of slack for late writes
+                recent.popleft()
+            return UsageRecord.sum(u for t, u in recent if t >= start)
+        buckets = self._buckets.get((key, window), {})
+        return UsageRecord.sum(u for bucket, u in buckets.items() if bucket >= start)
 
     async def get_usage(
         self,
@@ -232,16 +276,8 @@ class InMemoryLedgerWriter(LedgerWriter):
             for r in self._reservations.values()
             if r.live(now) and _matches(r, budget.scope_id, budget.principal_id, budget.session_id)
         )
-        mine = [
-            e for e in self._events if _matches(e, budget.scope_id, budget.principal_id, budget.session_id)
-        ]
-        out: dict[Window, UsageRecord] = {}
-        for window in budget.windows():
-            start = window_start(window, now)
-            out[window] = held + UsageRecord.sum(
-                e.usage() for e in mine if start is None or e.timestamp >= start
-            )
-        return out
+        key: _Key = (budget.scope_id, budget.principal_id, budget.session_id)
+        return {window: held + self._recorded(key, window, now) for window in budget.windows()}
 
     async def settle(self, reservation_id: str, event: LedgerEvent | None) -> bool:
         if event is not None and event.event_id in self._ids:
