@@ -25,7 +25,7 @@ class InMemoryEventBus(EventBus):
         self,
         *,
         max_events_per_run: int | None = None,
-        max_runs: int | None = 10_000,
+        max_runs: int | None = 1_000,
         check_json: bool = True,
     ) -> None:
         if max_events_per_run is not None and max_events_per_run < 1:
