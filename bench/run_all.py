@@ -12,7 +12,8 @@ Each benchmark is started through shared/peer-bench/netns.sh (a loopback-only ne
 when that script exists and works here; otherwise the benchmarks run directly (they only ever talk
 to 127.0.0.1) and the JSON says so. The exception is `redis`: a fresh namespace cannot reach the
 host's Redis on 127.0.0.1:6379, so it always runs directly (it asserts a local host and talks to
-nothing else). Results go to bench/results/<name>.json (gitignored).
+nothing else); so do kernel_postgres (PostgreSQL on 127.0.0.1:5432), kafka (the Tansu broker of
+`make services` on 127.0.0.1:9092) and kernel_redis. Results go to bench/results/<name>.json (gitignored).
 Every child has a timeout.
 """
 
@@ -37,6 +38,13 @@ BENCHES = [  # (name, script, timeout seconds, run inside netns.sh)
     ("core", "bench_core.py", 600, True),
     ("redis", "bench_redis.py", 300, False),  # the host's Redis is not in a fresh namespace
     ("framework", "bench_framework.py", 300, True),
+    # agent-runtime (the kernel)
+    ("kernel", "bench_kernel.py", 900, True),
+    ("orchestration", "bench_orchestration.py", 600, True),
+    ("replay", "bench_replay.py", 600, True),
+    ("kernel_postgres", "bench_kernel_postgres.py", 600, False),  # the host's PostgreSQL (127.0.0.1:5432)
+    ("kafka", "bench_kafka.py", 600, False),  # the host's Kafka broker (Tansu on 127.0.0.1:9092)
+    ("kernel_redis", "bench_kernel_redis.py", 600, False),  # the host's Redis
 ]
 
 
@@ -229,6 +237,7 @@ def report() -> str:
             )
         out.append("")
     out.extend(report_core())
+    out.extend(report_kernel())
     meta = os.path.join(RESULTS, "run_all.json")
     if os.path.exists(meta):
         with open(meta) as f:
@@ -358,6 +367,107 @@ def report_core() -> list[str]:
             f"\nKeys under `{r['prefix']}:*` deleted at the end: {r['keys_deleted_at_cleanup']}; "
             f"left: {r['keys_left']}. bench_redis: {r['seconds']:.0f} s"
         )
+        out.append("")
+    return out
+
+
+def report_kernel() -> list[str]:
+    """agent-runtime (the kernel): bench_kernel, bench_kernel_postgres, orchestration, replay,
+    kafka and kernel_redis."""
+    out: list[str] = []
+    r = load("kernel")
+    if r:
+        a = r["args"]
+        w = a["width"]
+        out.append(
+            f"### RuntimeKernel.execute vs AgentRunner ({a['trials']} interleaved trials x up to {a['n']} "
+            f"sequential jobs, {a['budget']:.0f} s cap per loop; gather-{w}: {max(1, a['n'] // w)} gathers)\n"
+        )
+        out.append(
+            f"| variant | seq jobs/s [min-max] | seq p50 / p99 ms | gather-{w} jobs/s [min-max] "
+            f"| gather p50 / p99 ms | peak RSS MiB |"
+        )
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, v in r["variants"].items():
+            s_, c_ = v["sequential"], v[f"concurrent_{w}"]
+            out.append(
+                f"| {v['label']} | {f1(s_['median_runs_per_s'])} [{f1(s_['min_runs_per_s'])}-"
+                f"{f1(s_['max_runs_per_s'])}] | {s_['p50_ms']:.2f} / {s_['p99_ms']:.2f} | "
+                f"{f1(c_['median_runs_per_s'])} [{f1(c_['min_runs_per_s'])}-{f1(c_['max_runs_per_s'])}] | "
+                f"{c_['p50_ms']:.1f} / {c_['p99_ms']:.1f} | {f1(v['peak_rss_mib'])} |"
+            )
+        out.append("")
+        for k, v in r["ratios"].items():
+            out.append(f"- {k}: sequential {v['sequential']:.3f}x, gather-{w} {v[f'concurrent_{w}']:.3f}x")
+        probe = r.get("budget_scaling_probe")
+        if probe:
+            out.append("\n| in-memory ledger events of the scope before | kernel jobs/s | ms/job |")
+            out.append("| ---: | ---: | ---: |")
+            for p in probe:
+                out.append(
+                    f"| {f0(p['ledger_events_before'])} | {f1(p['jobs_per_s'])} | {p['ms_per_job']:.1f} |"
+                )
+        out.append(f"\nbench_kernel: {r['seconds']:.0f} s\n")
+    r = load("kernel_postgres")
+    if r:
+        a = r["args"]
+        out.append(
+            f"### PostgreSQL stores, {a['clients']} clients vs pgbench -N -c {a['clients']} "
+            f"({a['trials']} interleaved trials; {r['server'].split(' on ')[0]})\n"
+        )
+        out.append("| variant | per s, median [min-max] | by trial | ratio to pgbench tps |")
+        out.append("| --- | ---: | --- | ---: |")
+        pg = r["results"]["pgbench"]["median_per_s"]
+        for n, v in r["results"].items():
+            out.append(
+                f"| {n} | {f0(v['median_per_s'])} [{f0(v['min_per_s'])}-{f0(v['max_per_s'])}] | "
+                f"{', '.join(f0(t['per_s']) for t in v['by_trial'])} | {v['median_per_s'] / pg:.3f} |"
+            )
+        out.append(f"\nbench_kernel_postgres: {r['seconds']:.0f} s\n")
+    r = load("orchestration")
+    if r:
+        out.append(f"### Orchestration, {r['dag']['nodes']}-node DAG ({r['trials']} interleaved trials)\n")
+        out.append("| variant | us/node [min-max of run ms] | nodes/s |")
+        out.append("| --- | ---: | ---: |")
+        for n, v in r["results"].items():
+            out.append(
+                f"| {n} | {f1(v['median_us_per_node'])} [{f1(v['min_ms'])}-{f1(v['max_ms'])} ms] | "
+                f"{f0(v['median_nodes_per_s'])} |"
+            )
+        out.append("")
+    r = load("replay")
+    if r:
+        out.append(f"### Replay of a {r['events']}-event recording ({r['trials']} interleaved trials)\n")
+        out.append("| mode | events/s median [min-max] | s |")
+        out.append("| --- | ---: | ---: |")
+        for n, v in r["results"].items():
+            out.append(
+                f"| {n} | {f0(v['events_per_second_median'])} [{f0(v['events_per_second_min'])}-"
+                f"{f0(v['events_per_second_max'])}] | {v['seconds_median']:.3f} |"
+            )
+        out.append("")
+    r = load("kafka")
+    if r:
+        out.append(f"### Kafka ({r['bootstrap']}, {r['n']} events x {r['trials']} trials)\n")
+        out.append("| variant | events/s median [min-max] | ratio to raw aiokafka |")
+        out.append("| --- | ---: | ---: |")
+        for n, v in r["events_per_s"].items():
+            out.append(
+                f"| {n} | {f0(v['median'])} [{f0(v['min'])}-{f0(v['max'])}] | {r['ratio_vs_raw'][n]:.2f} |"
+            )
+        out.append("")
+    r = load("kernel_redis")
+    if r:
+        out.append(f"### Redis Streams adapter vs redis-benchmark XADD ({r['args']['trials']} trials)\n")
+        out.append("| variant | events/s median [min-max] | ratio to redis-benchmark (same -c) |")
+        out.append("| --- | ---: | ---: |")
+        for n, v in r["events_per_s"].items():
+            out.append(
+                f"| {n} | {f0(v['median'])} [{f0(v['min'])}-{f0(v['max'])}] | "
+                f"{r['ratio_to_redis_benchmark'].get(n, float('nan')):.3f} |"
+            )
+        for n, v in r["redis_benchmark_ops_per_s"].items():
+            out.append(f"| redis-benchmark {n} | {f0(v['median'])} [{f0(v['min'])}-{f0(v['max'])}] | 1 |")
         out.append("")
     return out
 
