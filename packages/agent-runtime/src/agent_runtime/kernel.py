@@ -48,7 +48,7 @@ from llm_client import (
     TurnComplete,
     Usage,
 )
-from llm_client.middleware import Call, Middleware, StreamCall
+from llm_client.middleware import Call, Middleware, StreamCall, estimate_tokens
 from llm_client.streaming import StreamEvent
 
 from .actions import (
@@ -330,8 +330,7 @@ class _Governance(Middleware):
 
 
 def _estimate_tokens(spec: RequestSpec) -> int:
-    chars = sum(len(m["content"]) for m in spec.messages if isinstance(m.get("content"), str))
-    return chars // 4 + 4 * len(spec.messages) + (spec.max_tokens or 0)
+    return sum(estimate_tokens(spec))
 
 
 class _GovernedTool(Tool):

@@ -42,6 +42,7 @@ __all__ = [
     "RetryMiddleware",
     "BudgetMiddleware",
     "default_middleware",
+    "estimate_tokens",
 ]
 
 Call = Callable[[RequestSpec, RequestContext], Awaitable[CompletionResult]]
@@ -261,6 +262,24 @@ class RetryMiddleware(Middleware):
         return p.max_total_time is None or time.monotonic() - started < p.max_total_time
 
 
+def estimate_tokens(spec: RequestSpec, chars_per_token: float = 4.0) -> tuple[int, int]:
+    """(prompt, answer) token estimate made before a call, for budgets that must reserve ahead.
+
+    The prompt is ``len(text) / chars_per_token`` plus 4 per message; the answer is the request's
+    ``max_tokens`` (0 when unset). Shared by every budget check in the stack so they agree.
+    """
+    chars = 0
+    for m in spec.messages:
+        c = m.get("content")
+        if isinstance(c, str):
+            chars += len(c)
+        elif isinstance(c, list):
+            chars += sum(len(str(p.get("text", ""))) for p in c if isinstance(p, dict))
+        for tc in m.get("tool_calls") or ():
+            chars += len(tc["function"]["arguments"])
+    return int(chars / chars_per_token) + 4 * len(spec.messages), spec.max_tokens or 0
+
+
 class BudgetMiddleware(Middleware):
     """Refuses a call that would pass the token or cost limit carried by the RequestContext.
 
@@ -274,17 +293,7 @@ class BudgetMiddleware(Middleware):
         self.chars_per_token = chars_per_token
 
     def _estimate(self, spec: RequestSpec) -> tuple[int, Decimal | None]:
-        chars = 0
-        for m in spec.messages:
-            c = m.get("content")
-            if isinstance(c, str):
-                chars += len(c)
-            elif isinstance(c, list):
-                chars += sum(len(str(p.get("text", ""))) for p in c if isinstance(p, dict))
-            for tc in m.get("tool_calls") or ():
-                chars += len(tc["function"]["arguments"])
-        prompt = int(chars / self.chars_per_token) + 4 * len(spec.messages)
-        answer = spec.max_tokens or 0
+        prompt, answer = estimate_tokens(spec, self.chars_per_token)
         cost = (self._pricing or default_pricing()).cost(
             spec.model, Usage(input_tokens=prompt, output_tokens=answer)
         )

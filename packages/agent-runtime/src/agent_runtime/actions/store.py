@@ -11,8 +11,8 @@ import asyncio
 import builtins
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from ..errors import ActionNotFoundError, ConcurrentModificationError, InvalidTransitionError, ValidationError
@@ -84,13 +84,61 @@ class ActionStore(ABC):
         except (ConcurrentModificationError, InvalidTransitionError, ResumeTokenError):
             return None
 
-    @asynccontextmanager
-    async def watch(self, action_id: str) -> AsyncIterator[asyncio.Event]:
+    def watch(self, action_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
         """An event set whenever ``action_id`` may have changed; the default is never set (poll only).
 
         Enter it *before* reading the record, so a change between the read and the wait is not lost.
         """
-        yield asyncio.Event()
+        return _never_changes()
+
+
+@asynccontextmanager
+async def _never_changes() -> AsyncIterator[asyncio.Event]:
+    yield asyncio.Event()
+
+
+class ChangeWatchers(dict[str, set[asyncio.Event]]):
+    """The asyncio events of everyone waiting on an action (action id -> events), set when the
+    action may have changed.
+
+    Shared by every store that can signal changes (in memory, PostgreSQL LISTEN/NOTIFY, Redis
+    pub/sub): ``watch`` registers a waiter (and, for remote stores, holds their listener open while
+    anyone waits); the store's change handler calls ``notify``.
+    """
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        action_id: str,
+        listen: Callable[[], Awaitable[None]] | None = None,
+        unlisten: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[asyncio.Event]:
+        event = asyncio.Event()
+        waiters = self.setdefault(action_id, set())
+        waiters.add(event)
+        try:
+            if listen is None:
+                yield event
+            else:
+                await listen()
+                try:
+                    yield event
+                finally:
+                    if unlisten is not None:
+                        await unlisten()
+        finally:
+            waiters.discard(event)
+            if not waiters:
+                self.pop(action_id, None)
+
+    def notify(self, action_id: str) -> None:
+        for event in self.get(action_id, ()):
+            event.set()
+
+    def notify_all(self) -> None:
+        for events in self.values():
+            for event in events:
+                event.set()
 
 
 def _check_token_hash_unused(
@@ -108,11 +156,10 @@ class InMemoryActionStore(ActionStore):
     def __init__(self) -> None:
         self._records: dict[str, ActionRecord] = {}
         self._by_hash: dict[str, str] = {}
-        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._watchers = ChangeWatchers()
 
     def _notify(self, action_id: str) -> None:
-        for event in self._watchers.get(action_id, ()):
-            event.set()
+        self._watchers.notify(action_id)
 
     async def create(self, action: ActionRecord) -> ActionRecord:
         _check_token_hash_unused(self._records, self._by_hash, action)
@@ -178,14 +225,5 @@ class InMemoryActionStore(ActionStore):
         pending = await self.list(ActionFilter(status=ActionStatus.PENDING))
         return [r for r in pending if r.is_due(at)]
 
-    @asynccontextmanager
-    async def watch(self, action_id: str) -> AsyncIterator[asyncio.Event]:
-        event = asyncio.Event()
-        watchers = self._watchers.setdefault(action_id, set())
-        watchers.add(event)
-        try:
-            yield event
-        finally:
-            watchers.discard(event)
-            if not watchers:
-                self._watchers.pop(action_id, None)
+    def watch(self, action_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        return self._watchers.watch(action_id)

@@ -14,12 +14,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from ...actions.models import ActionFilter, ActionRecord, ActionStatus, statuses_leading_to
-from ...actions.store import ActionStore
+from ...actions.store import ActionStore, ChangeWatchers
 from ...actions.tokens import hash_resume_token, is_plausible_token, token_hash_matches
 from ...errors import ActionNotFoundError, ConcurrentModificationError, ValidationError
 from ._base import check_identifier, ensure_schema, require_asyncpg
@@ -67,21 +66,6 @@ def _to_record(row: Any) -> ActionRecord:
     )
 
 
-class _SchemaHandle:
-    """``ensure_schema`` caches per pool by weak reference, but an asyncpg ``Pool`` (``__slots__``
-    without ``__weakref__``) cannot be weakly referenced; this per-store stand-in can. The DDL then
-    runs once per store: still idempotent and under the advisory lock.
-    """
-
-    __slots__ = ("__weakref__", "pool")
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-
-    def acquire(self) -> Any:
-        return self.pool.acquire()
-
-
 class PostgresActionStore(ActionStore):
     """Actions in one PostgreSQL table (created on first use or by :meth:`migrate`).
 
@@ -94,10 +78,9 @@ class PostgresActionStore(ActionStore):
         if pool is None:
             raise ValidationError("PostgresActionStore needs an asyncpg pool, got None")
         self._pool = pool
-        self._schema_handle = _SchemaHandle(pool)
         self._table = check_identifier(table_name)
         self._channel = _derived_name(table_name.lower(), "events")
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters = ChangeWatchers()
         self._listener: Any = None
         self._listener_users = 0
         self._listener_lock = asyncio.Lock()
@@ -138,7 +121,7 @@ class PostgresActionStore(ActionStore):
         CREATE INDEX IF NOT EXISTS {_derived_name(t, "expires_at_idx")} ON {t} (expires_at)
             WHERE status = 'pending';
         """
-        await ensure_schema(self._schema_handle, f"agent_runtime.actions:{t}", ddl)
+        await ensure_schema(self._pool, f"agent_runtime.actions:{t}", ddl)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -308,25 +291,11 @@ class PostgresActionStore(ActionStore):
 
     # -- LISTEN/NOTIFY -----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def watch(self, action_id: str) -> AsyncIterator[asyncio.Event]:
-        event = asyncio.Event()
-        waiters = self._waiters.setdefault(action_id, set())
-        waiters.add(event)
-        try:
-            await self._listen()
-            try:
-                yield event
-            finally:
-                await self._unlisten()
-        finally:
-            waiters.discard(event)
-            if not waiters:
-                self._waiters.pop(action_id, None)
+    def watch(self, action_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        return self._waiters.watch(action_id, self._listen, self._unlisten)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        for event in self._waiters.get(payload, ()):
-            event.set()
+        self._waiters.notify(payload)
 
     async def _listen(self) -> None:
         """Count one more waiter, opening the shared LISTEN connection for the first one.

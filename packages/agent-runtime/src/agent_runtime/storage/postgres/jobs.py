@@ -111,20 +111,6 @@ def _record(row: Mapping[str, Any]) -> JobRecord:
     return JobRecord.from_dict(data)
 
 
-class _SchemaHandle:
-    """What this store hands to ``ensure_schema``, whose once-per-pool cache holds its key by weak
-    reference: an asyncpg ``Pool`` has ``__slots__`` without ``__weakref__`` and cannot be that key.
-    One handle per store: the DDL then runs once per store, still idempotent and under the lock."""
-
-    __slots__ = ("__weakref__", "pool")
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-
-    def acquire(self) -> Any:
-        return self.pool.acquire()
-
-
 class PostgresJobStore(JobStore):
     """Jobs in ``table_name`` (created with its indexes on first use, or by :meth:`migrate`).
 
@@ -139,7 +125,6 @@ class PostgresJobStore(JobStore):
         if pool is None:
             raise ValidationError("PostgresJobStore needs an asyncpg pool, got None")
         self._pool = pool
-        self._schema_handle = _SchemaHandle(pool)
         t = self.table_name
         statuses = ", ".join(f"'{s.value}'" for s in JobStatus)
         self._ddl = f"""
@@ -195,7 +180,7 @@ CREATE INDEX IF NOT EXISTS {_index_name(t, "parent_idx")} ON {t} (parent_job_id)
     async def migrate(self) -> None:
         """Create the table and its indexes if missing (idempotent; also done on first use)."""
         require_asyncpg()
-        await ensure_schema(self._schema_handle, f"agent_runtime.jobs:{self.table_name}", self._ddl)
+        await ensure_schema(self._pool, f"agent_runtime.jobs:{self.table_name}", self._ddl)
 
     async def create(self, job: JobRecord) -> JobRecord:
         if not isinstance(job, JobRecord):

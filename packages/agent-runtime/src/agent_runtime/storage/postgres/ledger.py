@@ -33,21 +33,6 @@ def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-class _SchemaHandle:
-    """``ensure_schema`` caches per pool by weak reference, and an asyncpg ``Pool`` (``__slots__``
-    without ``__weakref__``) cannot be weakly referenced; this stand-in can. The DDL then runs once
-    per writer: still idempotent and under the advisory lock.
-    """
-
-    __slots__ = ("__weakref__", "pool")
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-
-    def acquire(self) -> Any:
-        return self.pool.acquire()
-
-
 class PostgresLedgerWriter(LedgerWriter):
     """Ledger on an asyncpg pool (not owned: ``close()`` leaves it open). Tables are created on first use:
     ``<table_name>`` for events and ``<table_name>_reservations``.
@@ -65,7 +50,6 @@ class PostgresLedgerWriter(LedgerWriter):
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         self._pool = pool
-        self._schema_handle = _SchemaHandle(pool)
 
     async def _ready(self) -> None:
         t, r = self.table_name, self.reservations_table
@@ -99,7 +83,7 @@ class PostgresLedgerWriter(LedgerWriter):
         );
         CREATE INDEX IF NOT EXISTS {r}_scope_exp_idx ON {r} (scope_id, expires_at);
         """
-        await ensure_schema(self._schema_handle, f"agent_runtime.ledger:{t}", ddl)
+        await ensure_schema(self._pool, f"agent_runtime.ledger:{t}", ddl)
 
     # -- events ----------------------------------------------------------------------------------
 

@@ -24,12 +24,12 @@ import builtins
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from ...actions.models import ActionFilter, ActionRecord, ActionStatus, statuses_leading_to
-from ...actions.store import ActionStore
+from ...actions.store import ActionStore, ChangeWatchers
 from ...actions.tokens import hash_resume_token, is_plausible_token, token_hash_matches
 from ...errors import ActionNotFoundError, ConcurrentModificationError, ValidationError
 from ._common import PubSubListener, check_prefix, connect, positive_seconds, run_script, text
@@ -177,7 +177,7 @@ class RedisActionStore(ActionStore):
         self.retention = _retention(retention)
         self._retention_ms = 0 if self.retention is None else max(1, int(self.retention * 1000))
         self._channel = f"{self.prefix}:changes"
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters = ChangeWatchers()
         self._listener: PubSubListener | None = None
         self._listener_users = 0
         self._listener_lock = asyncio.Lock()
@@ -395,31 +395,15 @@ class RedisActionStore(ActionStore):
 
     # -- change notifications ------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def watch(self, action_id: str) -> AsyncIterator[asyncio.Event]:
-        event = asyncio.Event()
-        waiters = self._waiters.setdefault(action_id, set())
-        waiters.add(event)
-        try:
-            await self._listen()
-            try:
-                yield event
-            finally:
-                await self._unlisten()
-        finally:
-            waiters.discard(event)
-            if not waiters:
-                self._waiters.pop(action_id, None)
+    def watch(self, action_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        return self._waiters.watch(action_id, self._listen, self._unlisten)
 
     def _on_change(self, _channel: str, data: Any) -> None:
-        for event in self._waiters.get(text(data), ()):
-            event.set()
+        self._waiters.notify(text(data))
 
     def _on_resubscribed(self) -> None:
         # Changes published while the connection was down are lost: make every waiter re-read.
-        for events in self._waiters.values():
-            for event in events:
-                event.set()
+        self._waiters.notify_all()
 
     async def _listen(self) -> None:
         async with self._listener_lock:
