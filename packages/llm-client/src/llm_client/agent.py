@@ -190,13 +190,17 @@ class Agent:
         tools = self._tool_specs()
         for turn in range(1, self.max_turns + 1):
             response: CompletionResult | None = None
-            async for event in self.engine.stream(self._spec(messages, tools), context=context):
-                if isinstance(event, StreamDone):
-                    response = event.result  # the engine ends the stream right after it
-                    continue
-                yield event
-                if isinstance(event, StreamError):
-                    return
+            model_stream = self.engine.stream(self._spec(messages, tools), context=context)
+            try:
+                async for event in model_stream:
+                    if isinstance(event, StreamDone):
+                        response = event.result  # the engine ends the stream right after it
+                        continue
+                    yield event
+                    if isinstance(event, StreamError):
+                        return
+            finally:
+                await model_stream.aclose()  # type: ignore[attr-defined]
             assert response is not None
             usage = usage + response.usage
             messages.append(response.message)

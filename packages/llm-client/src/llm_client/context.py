@@ -26,7 +26,19 @@ _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
 
 
+def _new_id_prefix() -> None:
+    """A forked child (a prefork worker) must not repeat its parent's ids: new prefix, new count."""
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(6).hex()
+    _ID_COUNTER = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def new_request_id() -> str:
+    """A unique id (12 random hex digits per process, then a counter), e.g. for requests and events."""
     return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 

@@ -90,12 +90,16 @@ class LoggingMiddleware(Middleware):
         self, spec: RequestSpec, context: RequestContext, call_next: StreamCall
     ) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
-        async for event in call_next(spec, context):
-            if isinstance(event, StreamDone):
-                self._done(spec, context, event.result, started)
-            elif isinstance(event, StreamError):
-                self._failed(spec, context, event.error, started)
-            yield event
+        inner = call_next(spec, context)
+        try:
+            async for event in inner:
+                if isinstance(event, StreamDone):
+                    self._done(spec, context, event.result, started)
+                elif isinstance(event, StreamError):
+                    self._failed(spec, context, event.error, started)
+                yield event
+        finally:
+            await inner.aclose()  # type: ignore[attr-defined]
 
     def _done(
         self, spec: RequestSpec, context: RequestContext, result: CompletionResult, started: float
@@ -316,14 +320,18 @@ class BudgetMiddleware(Middleware):
         self, spec: RequestSpec, context: RequestContext, call_next: StreamCall
     ) -> AsyncIterator[StreamEvent]:
         budget = context.budget
+        inner = call_next(spec, context)
         if budget is None:
-            async for event in call_next(spec, context):
-                yield event
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                await inner.aclose()  # type: ignore[attr-defined]
             return
         reservation = budget.reserve(*self._estimate(spec))
         usage: Usage | None = None
         try:
-            async for event in call_next(spec, context):
+            async for event in inner:
                 if isinstance(event, StreamDone):
                     usage = event.result.usage
                 elif isinstance(event, StreamError):
@@ -331,6 +339,7 @@ class BudgetMiddleware(Middleware):
                 yield event
         finally:
             budget.settle(reservation, usage)
+            await inner.aclose()  # type: ignore[attr-defined]
 
 
 def __getattr__(name: str) -> object:

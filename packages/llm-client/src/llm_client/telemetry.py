@@ -141,16 +141,20 @@ class TelemetryMiddleware(Middleware):
     async def stream(
         self, spec: RequestSpec, context: RequestContext, call_next: StreamCall
     ) -> AsyncIterator[StreamEvent]:
+        inner = call_next(spec, context)
         if not self._active():
-            async for event in call_next(spec, context):
-                yield event
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                await inner.aclose()  # type: ignore[attr-defined]
             return
         # A span that is not made current: an async generator may be resumed in other contexts,
         # and a current-span token must be detached in the context that attached it.
         name = f"chat {spec.model or 'unknown'}"
         span = self.tracer.start_span(name, kind=self._kind(), attributes=self._attributes(spec, context))
         try:
-            async for event in call_next(spec, context):
+            async for event in inner:
                 if isinstance(event, StreamDone):
                     self._finish(span, event.result)
                 elif isinstance(event, StreamError):
@@ -158,3 +162,4 @@ class TelemetryMiddleware(Middleware):
                 yield event
         finally:
             span.end()
+            await inner.aclose()  # type: ignore[attr-defined]

@@ -52,7 +52,7 @@ class SQLiteStateStore(StateStore):
             )
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(conn, self.busy_timeout)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 with _transaction(conn):
                     for statement in _SCHEMA:
@@ -149,6 +149,23 @@ class SQLiteStateStore(StateStore):
                     self._conn = None
 
         await asyncio.to_thread(work)
+
+
+def _switch_to_wal(conn: sqlite3.Connection, patience: float) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the database.
+
+    Switching needs an exclusive lock, and SQLite can report "database is locked" for it at once,
+    without waiting in the busy handler, when two processes open a new database together.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
 class _transaction:
