@@ -40,6 +40,7 @@ from agent_runtime import (
     current_execution,
 )
 from agent_runtime.jobs import InMemoryJobStore
+from asyncgen_probe import abandoned_generators
 from llm_client import (
     Agent,
     CompletionResult,
@@ -388,6 +389,27 @@ async def test_events_of_a_tool_call_run_come_in_order() -> None:
         job_id=handle.job_id, event_type=LedgerEventType.TOOL_USAGE
     )
     assert [e.tool_name for e in tool_usage] == ["add"]
+
+
+async def test_finished_jobs_leave_no_stream_for_the_loop_to_finalise() -> None:
+    """The kernel closes the agent stream it follows (and llm-client the chain below it), so the
+    ledger settlement in the governance middleware has run when the result is returned."""
+
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    script: list[Any] = []
+    for _ in range(3):
+        script += [MockResponse.tool_call("add", {"a": 1, "b": 2}, id="c1"), "3"]
+    kernel = make_kernel(script, tools=[add])
+    kernel.ledger.set_budget(Budget(scope_id="t", max_tokens_daily=10**9, max_tool_calls_daily=10**6))
+    with abandoned_generators() as abandoned:
+        for _ in range(3):
+            result = await (await kernel.execute(ExecutionRequest(prompt="1+2?", scope_id="t"))).result()
+            assert result.content == "3"
+            assert kernel.ledger.writer.reservations == []  # settled before the result came back
+    assert abandoned == []
 
 
 async def test_current_execution_is_the_jobs_context_inside_a_tool() -> None:

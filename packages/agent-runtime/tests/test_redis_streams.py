@@ -306,7 +306,7 @@ async def test_blocking_reads_stay_under_the_clients_socket_timeout(redis_url: s
     client = redis_asyncio.from_url(redis_url, socket_timeout=0.5)
     adapter = RedisStreamsAdapter(client, None, config(prefix, block_ms=30_000))
     started = time.monotonic()
-    assert await adapter.read_group() == []  # BLOCK 400 ms instead of a client-side TimeoutError
+    assert await adapter.read_group() == []  # BLOCK 250 ms instead of a client-side TimeoutError
     assert time.monotonic() - started < 15
     await client.aclose()
 

@@ -89,6 +89,11 @@ logger = logging.getLogger("agent_runtime.kernel")
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(
     "agent_runtime_execution", default=None
 )
+#: The job whose agent loop runs in this task. The governance middleware and the governed tools
+#: are built once per kernel and shared by every job; each call finds its own job here.
+_active_run: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
+    "agent_runtime_active_run", default=None
+)
 #: The run whose governed tool call is executing in this task (None elsewhere).
 _in_tool: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("agent_runtime_in_tool", default=None)
 #: Set while a tool call that a human approved is executed on resume: skip the approval rule.
@@ -201,8 +206,6 @@ class _Run:
     turns: int = 0
     tool_calls: int = 0
     task: asyncio.Task[ExecutionResult] | None = None
-    engine: ExecutionEngine | None = None
-    tools: ToolRegistry | None = None
     cancel_reason: str | None = None
     #: tool calls blocked in ``wait_for_resolution`` right now (the job shows WAITING_ACTION)
     blocking_waits: int = 0
@@ -255,16 +258,21 @@ class _KernelActionManager(ActionManager):
         return record
 
 
-class _Governance(Middleware):
-    """Policy check and ledger reservation around every model call of one job."""
+def _running_job(what: str) -> _Run:
+    run = _active_run.get()
+    if run is None:
+        raise AgentRuntimeError(f"{what} belongs to a RuntimeKernel and runs only inside one of its jobs")
+    return run
 
-    def __init__(self, kernel: RuntimeKernel, run: _Run, engine_model: str) -> None:
+
+class _Governance(Middleware):
+    """Policy check and ledger reservation around every model call of the job running in this task."""
+
+    def __init__(self, kernel: RuntimeKernel, engine_model: str) -> None:
         self.kernel = kernel
-        self.run = run
         self.engine_model = engine_model
 
-    async def _before(self, spec: RequestSpec) -> Any:
-        ctx = self.run.ctx
+    async def _before(self, ctx: ExecutionContext, spec: RequestSpec) -> Any:
         model = spec.model or self.engine_model
         estimate = _estimate_tokens(spec)
         decision = await self.kernel.policy_engine.check_model(
@@ -288,9 +296,13 @@ class _Governance(Middleware):
         return check.reservation
 
     async def _after(
-        self, reservation: Any, spec: RequestSpec, result: CompletionResult | None, started: float
+        self,
+        ctx: ExecutionContext,
+        reservation: Any,
+        spec: RequestSpec,
+        result: CompletionResult | None,
+        started: float,
     ) -> None:
-        ctx = self.run.ctx
         if result is None:
             if reservation is not None:
                 await self.kernel.ledger.release(reservation)
@@ -305,28 +317,32 @@ class _Governance(Middleware):
         )
 
     async def complete(self, spec: RequestSpec, context: RequestContext, call_next: Call) -> CompletionResult:
-        reservation = await self._before(spec)
+        ctx = _running_job("the kernel's governed engine").ctx
+        reservation = await self._before(ctx, spec)
         started = time.perf_counter()
         result: CompletionResult | None = None
         try:
             result = await call_next(spec, context)
             return result
         finally:
-            await self._after(reservation, spec, result, started)
+            await self._after(ctx, reservation, spec, result, started)
 
     async def stream(
         self, spec: RequestSpec, context: RequestContext, call_next: StreamCall
     ) -> AsyncIterator[StreamEvent]:
-        reservation = await self._before(spec)
+        ctx = _running_job("the kernel's governed engine").ctx
+        reservation = await self._before(ctx, spec)
         started = time.perf_counter()
         result: CompletionResult | None = None
+        inner = call_next(spec, context)
         try:
-            async for event in call_next(spec, context):
+            async for event in inner:
                 if isinstance(event, StreamDone):
                     result = event.result
                 yield event
         finally:
-            await self._after(reservation, spec, result, started)
+            await inner.aclose()  # type: ignore[attr-defined]
+            await self._after(ctx, reservation, spec, result, started)
 
 
 def _estimate_tokens(spec: RequestSpec) -> int:
@@ -340,10 +356,9 @@ class _GovernedTool(Tool):
     and conversions (dataclasses, enums) and its error messages to the model.
     """
 
-    def __init__(self, kernel: RuntimeKernel, run: _Run, inner: Tool) -> None:
+    def __init__(self, kernel: RuntimeKernel, inner: Tool) -> None:
         super().__init__(inner.name, inner.description, inner.parameters, inner.handler, strict=inner.strict)
         self._kernel = kernel
-        self._run = run
         self._inner = inner
         handler = inner.handler
         self._inject_context = (
@@ -355,7 +370,8 @@ class _GovernedTool(Tool):
     async def invoke(
         self, arguments: str | Mapping[str, Any] | None = None, *, injected: Mapping[str, Any] | None = None
     ) -> Any:
-        kernel, run, name = self._kernel, self._run, self.name
+        kernel, name = self._kernel, self.name
+        run = _running_job(f"governed tool {name!r}")
         ctx = run.ctx
         budgets = ctx.budgets
         if budgets.max_tool_calls is not None and run.tool_calls >= budgets.max_tool_calls:
@@ -496,6 +512,10 @@ class RuntimeKernel:
         self.policy_engine = policy_engine if policy_engine is not None else PolicyEngine()
         self.plugin_registry = plugin_registry if plugin_registry is not None else PluginRegistry()
         self._runs: dict[str, _Run] = {}
+        #: governed engines by "adds a BudgetMiddleware", each with the base engine it wraps
+        self._engines: dict[bool, tuple[ExecutionEngine, ExecutionEngine]] = {}
+        #: the governed tools, with the (agent and plugin) tools they were built from
+        self._governed: tuple[tuple[object, ...], ToolRegistry] | None = None
 
     @classmethod
     def create(cls, engine: ExecutionEngine, agent: Agent | None = None, **components: Any) -> RuntimeKernel:
@@ -616,14 +636,15 @@ class RuntimeKernel:
         self, job_id: str, run: _Run, timeout: float | None, saved: dict[str, Any] | None
     ) -> ExecutionResult:
         ctx = run.ctx
+        active = _active_run.set(run)
         try:
             scope = asyncio.timeout(timeout)
             try:
                 async with scope:
                     if saved is None:
-                        await self.jobs.start(job_id)
+                        started = await self.jobs.start(job_id)
                         await self._publish(ctx, RuntimeEventType.JOB_STARTED, {"status": "running"})
-                        messages = _initial_messages(await self.jobs.get(job_id))
+                        messages = _initial_messages(started)
                     else:
                         await self._publish(
                             ctx, RuntimeEventType.PROGRESS, {"resumed": True, "turn": run.turns}
@@ -650,6 +671,7 @@ class RuntimeKernel:
             code = type(error).__name__
             return await self._finish_error(job_id, run, JobStatus.FAILED, f"{code}: {error}", code)
         finally:
+            _active_run.reset(active)
             self._runs.pop(job_id, None)
 
     async def _loop(self, job_id: str, run: _Run, messages: list[dict[str, Any]]) -> ExecutionResult:
@@ -659,51 +681,17 @@ class RuntimeKernel:
             while True:
                 agent = self._agent_for(run)
                 paused: AgentInterrupted | None = None
-                async for event in agent.stream(messages, context=ctx.to_request_context()):
-                    if isinstance(event, TextDelta):
-                        await self._publish(ctx, RuntimeEventType.MODEL_TOKEN, {"token": event.text})
-                    elif isinstance(event, ReasoningDelta):
-                        await self._publish(ctx, RuntimeEventType.MODEL_REASONING, {"text": event.text})
-                    elif isinstance(event, TurnComplete):
-                        run.turns += 1
-                        run.usage = run.usage + event.response.usage
-                        await self._publish(
-                            ctx,
-                            RuntimeEventType.MODEL_DONE,
-                            {"turn": run.turns, "finish_reason": event.response.finish_reason},
-                        )
-                        # Progress is persisted at most once a second: the MODEL_DONE event already
-                        # tells live watchers, and a store write per turn would dominate short jobs.
-                        now = time.monotonic()
-                        if now - run.progress_saved_at >= 1.0:
-                            run.progress_saved_at = now
-                            limit = _turn_limit(self.agent, ctx.budgets)
-                            await self.jobs.update_progress(
-                                job_id, min(0.99, run.turns / limit), turn=run.turns
-                            )
-                    elif isinstance(event, ToolStart):
-                        await self._publish(
-                            ctx,
-                            RuntimeEventType.TOOL_START,
-                            {"tool": event.call.name, "tool_call_id": event.call.id},
-                        )
-                    elif isinstance(event, ToolEnd):
-                        await self._publish_tool_end(
-                            ctx,
-                            event.outcome.call.name,
-                            event.outcome.call.id,
-                            event.outcome.error,
-                            event.outcome.duration_ms,
-                        )
-                    elif isinstance(event, AgentDone):
-                        return await self._finish_ok(job_id, run, event.result.content)
-                    elif isinstance(event, StreamError):
-                        if isinstance(event.error, AgentInterrupted) and all(
-                            isinstance(i, ActionRequiredError) for i in event.error.interrupts
-                        ):
-                            paused = event.error
+                stream = agent.stream(messages, context=ctx.to_request_context())
+                try:
+                    async for event in stream:
+                        if isinstance(event, AgentDone):
+                            return await self._finish_ok(job_id, run, event.result.content)
+                        if isinstance(event, StreamError):
+                            paused = _paused_for_actions(event.error)
                         else:
-                            raise event.error
+                            await self._report(job_id, run, event)
+                finally:
+                    await stream.aclose()  # type: ignore[attr-defined]
                 if paused is None:  # pragma: no cover - agent.stream always ends with a terminal event
                     raise AgentRuntimeError("agent stream ended without a result")
                 state = self._pause_state(run, paused)
@@ -712,6 +700,38 @@ class RuntimeKernel:
                 messages = await self._wait_and_resume(job_id, run, state)
         finally:
             _current.reset(token)
+
+    async def _report(self, job_id: str, run: _Run, event: Any) -> None:
+        """Publish what the agent loop did as runtime events (and, at most once a second, progress)."""
+        ctx = run.ctx
+        if isinstance(event, TextDelta):
+            await self._publish(ctx, RuntimeEventType.MODEL_TOKEN, {"token": event.text})
+        elif isinstance(event, ReasoningDelta):
+            await self._publish(ctx, RuntimeEventType.MODEL_REASONING, {"text": event.text})
+        elif isinstance(event, TurnComplete):
+            run.turns += 1
+            run.usage = run.usage + event.response.usage
+            await self._publish(
+                ctx,
+                RuntimeEventType.MODEL_DONE,
+                {"turn": run.turns, "finish_reason": event.response.finish_reason},
+            )
+            # Progress is persisted at most once a second: the MODEL_DONE event already tells live
+            # watchers, and a store write per turn would dominate short jobs.
+            now = time.monotonic()
+            if now - run.progress_saved_at >= 1.0:
+                run.progress_saved_at = now
+                limit = _turn_limit(self.agent, ctx.budgets)
+                await self.jobs.update_progress(job_id, min(0.99, run.turns / limit), turn=run.turns)
+        elif isinstance(event, ToolStart):
+            await self._publish(
+                ctx, RuntimeEventType.TOOL_START, {"tool": event.call.name, "tool_call_id": event.call.id}
+            )
+        elif isinstance(event, ToolEnd):
+            outcome = event.outcome
+            await self._publish_tool_end(
+                ctx, outcome.call.name, outcome.call.id, outcome.error, outcome.duration_ms
+            )
 
     def _pause_state(self, run: _Run, paused: AgentInterrupted) -> dict[str, Any]:
         """What a paused job needs to continue anywhere: JSON, saved with the job."""
@@ -767,7 +787,7 @@ class RuntimeKernel:
         if not answer.get("approved"):
             why = answer.get("reason")
             return f"Error: tool call {name!r} was not approved" + (f": {why}" if why else "")
-        tools = self._tools_for(run)
+        tools = self._tools()
         await self._publish(run.ctx, RuntimeEventType.TOOL_START, {"tool": name, "tool_call_id": call_id})
         started = time.perf_counter()
         error: str | None = None
@@ -808,23 +828,36 @@ class RuntimeKernel:
 
     # --- governance ---------------------------------------------------------------------------
 
-    def _engine_for(self, run: _Run) -> ExecutionEngine:
-        if run.engine is None:
-            base = self.agent.engine
-            middleware: list[Middleware] = [_Governance(self, run, base.model), *base.middleware]
-            budgets = run.ctx.budgets
-            if (budgets.max_tokens is not None or budgets.max_cost is not None) and not any(
-                isinstance(m, BudgetMiddleware) for m in middleware
-            ):
-                middleware.append(BudgetMiddleware(base.pricing))
-            run.engine = base.with_middleware(middleware)
-        return run.engine
+    def _engine_for(self, budgets: BudgetSpec) -> ExecutionEngine:
+        """The agent's engine behind the governance middleware (built once, shared by all jobs)."""
+        base = self.agent.engine
+        add_budget = (budgets.max_tokens is not None or budgets.max_cost is not None) and not any(
+            isinstance(m, BudgetMiddleware) for m in base.middleware
+        )
+        cached = self._engines.get(add_budget)
+        if cached is not None and cached[0] is base:
+            return cached[1]
+        middleware: list[Middleware] = [_Governance(self, base.model), *base.middleware]
+        if add_budget:
+            middleware.append(BudgetMiddleware(base.pricing))
+        engine = base.with_middleware(middleware)
+        self._engines[add_budget] = (base, engine)
+        return engine
 
-    def _tools_for(self, run: _Run) -> ToolRegistry:
-        if run.tools is None:
-            tools = [*self.agent.tools.tools(), *self._plugin_tools()]
-            run.tools = ToolRegistry([_GovernedTool(self, run, _with_context_injected(t)) for t in tools])
-        return run.tools
+    def _tools(self) -> ToolRegistry:
+        """The agent's and the plugins' tools, governed; rebuilt only when that set of tools changes."""
+        sources: tuple[Any, ...] = (*self.agent.tools.tools(), *self.plugin_registry.get_all_tools())
+        cached = self._governed
+        if (
+            cached is not None
+            and len(cached[0]) == len(sources)
+            and all(a is b for a, b in zip(cached[0], sources, strict=True))
+        ):
+            return cached[1]
+        tools = [t if isinstance(t, Tool) else Tool.from_function(t) for t in sources]
+        registry = ToolRegistry([_GovernedTool(self, _with_context_injected(t)) for t in tools])
+        self._governed = (sources, registry)
+        return registry
 
     def _agent_for(self, run: _Run) -> Agent:
         """The agent for the rest of the job: governed engine and tools, the turns still allowed."""
@@ -837,20 +870,14 @@ class RuntimeKernel:
                 "without a final answer"
             )
         return Agent(
-            engine=self._engine_for(run),
-            tools=self._tools_for(run),
+            engine=self._engine_for(run.ctx.budgets),
+            tools=self._tools(),
             system_prompt=base.system_prompt,
             model=base.model,
             max_turns=remaining,
             parallel_tool_calls=base.parallel_tool_calls,
             request_options=base.request_options,
         )
-
-    def _plugin_tools(self) -> list[Tool]:
-        out: list[Tool] = []
-        for t in self.plugin_registry.get_all_tools():
-            out.append(t if isinstance(t, Tool) else Tool.from_function(t))
-        return out
 
     async def _policy_denied(
         self,
@@ -982,6 +1009,15 @@ class RuntimeKernel:
         if runs:
             await asyncio.wait({r.task for r in runs if r.task is not None})
         await self.event_bus.close()
+
+
+def _paused_for_actions(error: Exception) -> AgentInterrupted:
+    """The pause of a loop whose tools all wait for actions; any other error ends the job."""
+    if isinstance(error, AgentInterrupted) and all(
+        isinstance(i, ActionRequiredError) for i in error.interrupts
+    ):
+        return error
+    raise error
 
 
 def _effective_timeout(timeout_seconds: float | None, budgets: BudgetSpec) -> float | None:

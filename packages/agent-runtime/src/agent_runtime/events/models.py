@@ -205,13 +205,13 @@ class RuntimeEvent:
         if ctx is None:
             raise ValidationError("from_context() needs a context, got None")
         return cls(
-            type=coerce_event_type(type),
+            type=type,  # type: ignore[arg-type]  # __post_init__ coerces a dotted string
             job_id=getattr(ctx, "job_id", None),
             run_id=getattr(ctx, "run_id", None),
             trace_id=getattr(ctx, "trace_id", None),
             scope_id=getattr(ctx, "scope_id", None),
             principal_id=getattr(ctx, "principal_id", None),
-            data=dict(data or {}),
+            data=data or {},  # type: ignore[arg-type]  # __post_init__ copies it into a dict
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,14 +13,23 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from llm_client import RetryPolicy
 from llm_client.retry import retry_async
 
 from ..errors import ConcurrentModificationError, InvalidTransitionError, JobNotFoundError, ValidationError
-from .models import JobFilter, JobRecord, JobSpec, JobStatus, _order
+from .models import (
+    JobFilter,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    _check_mapping,
+    _check_optional_str,
+    _check_turn,
+    _order,
+)
 from .store import JobStore
 
 __all__ = ["JobManager", "ConflictRetryPolicy", "DEFAULT_CONFLICT_RETRY"]
@@ -154,12 +163,15 @@ class JobManager:
         """
 
         def change(job: JobRecord) -> JobRecord:
-            done = replace(job.transition_to(JobStatus.SUCCEEDED), progress=1.0)
-            if state is not None:
-                done = replace(done, state=dict(state))
+            final: dict[str, Any] = {"progress": 1.0}
             if turn is not None:
-                done = replace(done, turn=turn)
-            return done.with_result(result_ref) if result_ref is not None else done
+                final["turn"] = _check_turn(turn)
+            if state is not None:
+                final["state"] = _check_mapping("state", state)
+            if result_ref is not None:
+                _check_optional_str("result_ref", result_ref)
+                final["result_ref"] = result_ref
+            return job.transition_to(JobStatus.SUCCEEDED)._evolve(final)
 
         return await self.modify(job_id, change)
 

@@ -11,7 +11,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -114,6 +114,11 @@ def _check_id(name: str, value: object, *, required: bool = False) -> None:
         raise ValidationError(f"{name} must be {expected}, got {value!r}")
 
 
+def _check_optional_str(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string or None, got {value!r}")
+
+
 def _check_time(name: str, value: object) -> float | None:
     if value is None:
         return None
@@ -190,9 +195,7 @@ class JobRecord:
         for name in ("scope_id", "principal_id", "session_id", "run_id", "parent_job_id", "idempotency_key"):
             _check_id(name, getattr(self, name))
         for name in ("error", "error_code", "result_ref"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise ValidationError(f"{name} must be a string or None, got {value!r}")
+            _check_optional_str(name, getattr(self, name))
         object.__setattr__(self, "status", _coerce_status(self.status))
         object.__setattr__(self, "deadline", _check_time("deadline", self.deadline))
         _require_instance("budgets", self.budgets, BudgetSpec)
@@ -235,7 +238,18 @@ class JobRecord:
             changes["started_at"] = ts
         if target.is_terminal:
             changes["finished_at"] = ts
-        return replace(self, **changes)
+        return self._evolve(changes)
+
+    def _evolve(self, changes: Mapping[str, Any]) -> JobRecord:
+        """A copy with ``changes``, skipping ``__post_init__``: only for values already validated.
+
+        Every transition makes a new record, and a job makes several per run: validating all
+        twenty-four fields again for a changed status and timestamp would dominate short jobs.
+        """
+        new = object.__new__(type(self))
+        for name in _FIELD_NAMES:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
 
     def with_progress(self, progress: float, turn: int | None = None) -> JobRecord:
         """Progress (0.0-1.0) and, optionally, the turn reached. A finished job's progress is final."""
@@ -244,20 +258,22 @@ class JobRecord:
         if turn is not None:
             changes["turn"] = _check_turn(turn)
         self._require_active("update progress")
-        return replace(self, **changes)
+        return self._evolve(changes)
 
     def with_error(self, error: str, error_code: str | None = None) -> JobRecord:
         """Records what went wrong without changing status: the caller decides if it is fatal."""
         if not isinstance(error, str):
             raise ValidationError(f"error must be a string, got {error!r}")
-        return replace(self, error=error, error_code=error_code, updated_at=time.time())
+        _check_optional_str("error_code", error_code)
+        return self._evolve({"error": error, "error_code": error_code, "updated_at": time.time()})
 
     def with_result(self, result_ref: str | None) -> JobRecord:
         """A reference to where the result lives (an artifact id, a URL), not the result itself."""
-        return replace(self, result_ref=result_ref, updated_at=time.time())
+        _check_optional_str("result_ref", result_ref)
+        return self._evolve({"result_ref": result_ref, "updated_at": time.time()})
 
     def with_state(self, state: Mapping[str, Any]) -> JobRecord:
-        return replace(self, state=_check_mapping("state", state), updated_at=time.time())
+        return self._evolve({"state": _check_mapping("state", state), "updated_at": time.time()})
 
     def is_past_deadline(self, now: float | None = None) -> bool:
         return self.deadline is not None and (time.time() if now is None else now) >= self.deadline
@@ -307,6 +323,9 @@ class JobRecord:
         if unknown:
             raise ValidationError(f"unknown job field(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(JobRecord))
 
 
 @dataclass(frozen=True, slots=True)

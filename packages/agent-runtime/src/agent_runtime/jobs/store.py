@@ -14,11 +14,10 @@ Concurrency contract (every store implements it the same way, see :func:`check_u
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import (
@@ -125,11 +124,17 @@ class _Stored:
         self.state = state
 
     def read(self) -> JobRecord:
-        out = copy.copy(self.record)
-        object.__setattr__(out, "metadata", json.loads(self.metadata))
-        object.__setattr__(out, "tags", json.loads(self.tags))
-        object.__setattr__(out, "state", json.loads(self.state))
-        return out
+        return self.record._evolve(
+            {"metadata": _decode(self.metadata), "tags": _decode(self.tags), "state": _decode(self.state)}
+        )
+
+
+def _encode_mapping(value: Mapping[str, Any], what: str) -> str:
+    return "{}" if not value else encode_json(dict(value), what=what)
+
+
+def _decode(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else dict(json.loads(text))
 
 
 class InMemoryJobStore(JobStore):
@@ -148,15 +153,18 @@ class InMemoryJobStore(JobStore):
         self._by_key: dict[tuple[str | None, str], str] = {}
 
     @staticmethod
-    def _store(job: JobRecord) -> _Stored:
+    def _store(job: JobRecord, changes: dict[str, Any]) -> _Stored:
         # The record is frozen and its scalar fields were validated when it was built; only the
-        # caller-supplied mappings need checking as JSON, and they are kept as JSON text.
+        # caller-supplied mappings need checking as JSON, and they are kept as JSON text. The kept
+        # record's own tags are a private copy (filters read them); its metadata and state are
+        # never read back from it, only from the JSON.
+        record = job._evolve({**changes, "tags": dict(job.tags)})
         what = f"job {job.job_id!r}"
         return _Stored(
-            job,
-            encode_json(dict(job.metadata), what=f"metadata of {what}"),
-            encode_json(dict(job.tags), what=f"tags of {what}"),
-            encode_json(dict(job.state), what=f"state of {what}"),
+            record,
+            _encode_mapping(record.metadata, f"metadata of {what}"),
+            _encode_mapping(record.tags, f"tags of {what}"),
+            _encode_mapping(record.state, f"state of {what}"),
         )
 
     async def create(self, job: JobRecord) -> JobRecord:
@@ -168,7 +176,7 @@ class InMemoryJobStore(JobStore):
                 return self._jobs[existing].read()
         if job.job_id in self._jobs:
             raise DuplicateJobError(job.job_id)
-        stored = self._store(replace(job, version=1))
+        stored = self._store(job, {"version": 1})
         self._jobs[job.job_id] = stored
         if job.idempotency_key is not None:
             self._by_key[(job.scope_id, job.idempotency_key)] = job.job_id
@@ -185,7 +193,7 @@ class InMemoryJobStore(JobStore):
         if current is None:
             raise JobNotFoundError(job.job_id)
         check_update(current.record, job)
-        stored = self._store(replace(job, version=job.version + 1, updated_at=time.time()))
+        stored = self._store(job, {"version": job.version + 1, "updated_at": time.time()})
         self._jobs[job.job_id] = stored
         return stored.read()
 

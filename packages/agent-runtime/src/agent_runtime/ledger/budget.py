@@ -12,6 +12,7 @@ own atomic section (see ``LedgerWriter.reserve``).
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -69,17 +70,24 @@ class Window(enum.StrEnum):
     TOTAL = "total"
 
 
+_DAY = 86400.0
+
+
 def window_start(window: Window, now: float) -> float | None:
     """Epoch seconds where ``window`` begins at ``now``; ``None`` for all time (and per request)."""
     if window is Window.PER_MINUTE:
         return now - 60.0
-    if window in (Window.DAILY, Window.MONTHLY):
-        t = datetime.fromtimestamp(now, UTC)
-        start = t.replace(hour=0, minute=0, second=0, microsecond=0)
-        if window is Window.MONTHLY:
-            start = start.replace(day=1)
-        return start.timestamp()
+    if window is Window.DAILY:
+        return now - now % _DAY  # epoch time has no leap seconds: every UTC day is 86,400 s
+    if window is Window.MONTHLY:
+        return _month_start(now - now % _DAY)
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _month_start(day_start: float) -> float:
+    day = datetime.fromtimestamp(day_start, UTC)
+    return day.replace(day=1).timestamp()
 
 
 class BudgetExceededError(AgentRuntimeError, _LLMBudgetExceededError):
@@ -144,6 +152,11 @@ class Budget:
     exceed_strategy: Literal["deny", "degrade", "warn"] = "deny"
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: (metric, window, limit) of every limit set, worked out once: checks read it on every call
+    _limits: tuple[tuple[str, Window, int | Decimal], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    _threshold: Decimal | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -161,6 +174,14 @@ class Budget:
             raise ValidationError(
                 f"exceed_strategy must be one of {_STRATEGIES}, got {self.exceed_strategy!r}"
             )
+        limits = []
+        for metric in METRICS:
+            for window in Window:
+                value = getattr(self, f"max_{metric}_{_SUFFIX[window]}", None)
+                if value is not None:
+                    limits.append((metric, window, value))
+        object.__setattr__(self, "_limits", tuple(limits))
+        object.__setattr__(self, "_threshold", None if t is None else Decimal(str(t)))
 
     @property
     def key(self) -> str:
@@ -183,17 +204,12 @@ class Budget:
         return "budget(" + (", ".join(parts) or "global") + ")"
 
     def limits(self) -> list[tuple[str, Window, int | Decimal]]:
-        out: list[tuple[str, Window, int | Decimal]] = []
-        for metric in METRICS:
-            for window in Window:
-                value = getattr(self, f"max_{metric}_{_SUFFIX[window]}", None)
-                if value is not None:
-                    out.append((metric, window, value))
-        return out
+        """Every limit set, as (metric, window, limit)."""
+        return list(self._limits)
 
     def windows(self) -> set[Window]:
         """The time windows whose usage a check must sum (per-request needs none)."""
-        return {w for _, w, _ in self.limits() if w is not Window.PER_REQUEST}
+        return {w for _, w, _ in self._limits if w is not Window.PER_REQUEST}
 
     def applies_to(self, scope_id: str | None, principal_id: str | None, session_id: str | None) -> bool:
         return (
@@ -261,6 +277,14 @@ def _fmt(metric: str, value: int | Decimal) -> str:
     return f"${value}" if metric == "cost" else str(value)
 
 
+def _what(budget: Budget, metric: str, window: Window) -> str:
+    return f"{budget.label}: {_WINDOW_TEXT[window]} {metric.replace('_', ' ')}"
+
+
+def _detail(metric: str, used: int | Decimal, pending: int | Decimal, limit: int | Decimal) -> str:
+    return f"{_fmt(metric, used)} used + {_fmt(metric, pending)} pending, limit {_fmt(metric, limit)}"
+
+
 def evaluate_budgets(
     budgets: Sequence[Budget], usages: Sequence[Mapping[Window, UsageRecord]], pending: UsageRecord
 ) -> BudgetCheck:
@@ -278,18 +302,20 @@ def evaluate_budgets(
     for budget, usage in zip(budgets, usages, strict=True):
         exceeded: list[str] = []
         warnings: list[str] = []
-        threshold = None if budget.warning_threshold is None else Decimal(str(budget.warning_threshold))
-        for metric, window, limit in budget.limits():
+        threshold = budget._threshold
+        for metric, window, limit in budget._limits:
             pend: int | Decimal = getattr(pending, metric)
             used: int | Decimal = 0 if window is Window.PER_REQUEST else getattr(usage[window], metric)
             value = used + pend
-            what = f"{budget.label}: {_WINDOW_TEXT[window]} {metric.replace('_', ' ')}"
-            detail = f"{_fmt(metric, used)} used + {_fmt(metric, pend)} pending, limit {_fmt(metric, limit)}"
             exhausted = window is not Window.PER_REQUEST and metric in ("tokens", "cost") and not pend
             if value > limit or (exhausted and used >= limit):
-                exceeded.append(f"{what} exceeded ({detail})")
+                detail = _detail(metric, used, pend, limit)
+                exceeded.append(f"{_what(budget, metric, window)} exceeded ({detail})")
             elif threshold is not None and value > 0 and value >= threshold * limit:
-                warnings.append(f"{what} at {value / limit:.0%} of limit ({detail})")
+                warnings.append(
+                    f"{_what(budget, metric, window)} at {value / limit:.0%} of limit "
+                    f"({_detail(metric, used, pend, limit)})"
+                )
         if exceeded:
             decision = {
                 "deny": BudgetDecision.DENY,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import enum
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from llm_client.context import new_request_id
 
 from ..errors import ValidationError
 from ..policy.types import to_decimal
@@ -75,7 +76,7 @@ class LedgerEvent:
     """
 
     type: LedgerEventType
-    event_id: str = field(default_factory=lambda: f"evt-{uuid.uuid4().hex}")
+    event_id: str = field(default_factory=lambda: f"evt-{new_request_id()}")
     timestamp: float = field(default_factory=time.time)
     job_id: str | None = None
     run_id: str | None = None
@@ -249,10 +250,10 @@ class UsageRecord:
 
     @classmethod
     def sum(cls, records: Iterable[UsageRecord]) -> UsageRecord:
-        total = cls()
+        total: UsageRecord | None = None
         for r in records:
-            total = total + r
-        return total
+            total = r if total is None else total + r
+        return cls() if total is None else total
 
     def to_dict(self) -> dict[str, Any]:
         return {

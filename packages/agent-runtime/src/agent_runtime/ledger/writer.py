@@ -10,10 +10,11 @@ mid-call frees its hold after the TTL.
 from __future__ import annotations
 
 import abc
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
+
+from llm_client.context import new_request_id
 
 from ..errors import ValidationError
 from .budget import Budget, BudgetCheck, Reservation, Window, evaluate_budgets, window_start
@@ -26,7 +27,7 @@ _ZERO = UsageRecord()
 
 
 def new_reservation_id() -> str:
-    return f"rsv-{uuid.uuid4().hex}"
+    return f"rsv-{new_request_id()}"
 
 
 def _check_limit(limit: int) -> int:
@@ -126,25 +127,61 @@ _Key = tuple[str | None, str | None, str | None]
 
 def _keys(scope_id: str | None, principal_id: str | None, session_id: str | None) -> list[_Key]:
     """Every identity a budget could name that this (scope, principal, session) falls under."""
-    return [(s, p, q) for s in {None, scope_id} for p in {None, principal_id} for q in {None, session_id}]
+    scopes = (None,) if scope_id is None else (None, scope_id)
+    principals = (None,) if principal_id is None else (None, principal_id)
+    sessions = (None,) if session_id is None else (None, session_id)
+    return [(s, p, q) for s in scopes for p in principals for q in sessions]
+
+
+class _Totals:
+    """Running usage of one identity: all time, per UTC day, per UTC month, and the last minute."""
+
+    __slots__ = ("daily", "monthly", "recent", "total")
+
+    def __init__(self) -> None:
+        self.total = _ZERO
+        self.daily: dict[float, UsageRecord] = {}
+        self.monthly: dict[float, UsageRecord] = {}
+        self.recent: deque[tuple[float, UsageRecord]] = deque()
+
+    def add(self, usage: UsageRecord, ts: float, day: float, month: float) -> None:
+        self.total = self.total + usage
+        self.daily[day] = self.daily.get(day, _ZERO) + usage
+        self.monthly[month] = self.monthly.get(month, _ZERO) + usage
+        recent = self.recent
+        recent.append((ts, usage))
+        while recent[0][0] < ts - 120.0:  # only the last minute is ever asked for (plus slack)
+            recent.popleft()
+
+    def recorded(self, window: Window, now: float) -> UsageRecord:
+        start = window_start(window, now)
+        if start is None:
+            return self.total
+        if window is Window.PER_MINUTE:
+            recent = self.recent
+            while recent and recent[0][0] < start - 60.0:  # keep a minute of slack for late writes
+                recent.popleft()
+            return UsageRecord.sum(u for t, u in recent if t >= start)
+        buckets = self.daily if window is Window.DAILY else self.monthly
+        return UsageRecord.sum(u for bucket, u in buckets.items() if bucket >= start)
 
 
 class InMemoryLedgerWriter(LedgerWriter):
     """Process-local ledger for tests and single-process deployments.
 
     ``reserve`` and ``settle`` contain no ``await`` between reading and writing, so on one event loop
-    they are atomic without a lock. Budget checks read running totals kept per identity and window
-    (all time, per UTC day, per UTC month, the last minute), updated as events are written, so a
-    check costs the same after a million events as after one.
+    they are atomic without a lock. Budget checks read running totals (all time, per UTC day, per
+    UTC month, the last minute) kept for each identity a budget has been checked for: the first
+    check of an identity sums the events once, every event written afterwards updates its totals,
+    so a check costs the same after a million events as after one, and writing an event costs one
+    update per such identity, not one per identity it could fall under.
     """
 
     def __init__(self) -> None:
         self._events: list[LedgerEvent] = []
         self._ids: set[str] = set()
         self._reservations: dict[str, Reservation] = {}
-        self._total: dict[_Key, UsageRecord] = {}
-        self._buckets: dict[tuple[_Key, Window], dict[float, UsageRecord]] = {}
-        self._recent: dict[_Key, deque[tuple[float, UsageRecord]]] = {}
+        self._totals: dict[_Key, _Totals] = {}
 
     @property
     def reservations(self) -> list[Reservation]:
@@ -160,33 +197,23 @@ class InMemoryLedgerWriter(LedgerWriter):
             raise ValidationError(f"ledger event {event.event_id!r} was already written")
         self._ids.add(event.event_id)
         self._events.append(event)
-        if event.type.counts_as_usage:
-            self._count(event)
+        if event.type.counts_as_usage and self._totals:
+            tracked = [
+                totals
+                for key in _keys(event.scope_id, event.principal_id, event.session_id)
+                if (totals := self._totals.get(key)) is not None
+            ]
+            if tracked:
+                _count(tracked, event)
 
-    def _count(self, event: LedgerEvent) -> None:
-        usage, ts = event.usage(), event.timestamp
-        day, month = window_start(Window.DAILY, ts), window_start(Window.MONTHLY, ts)
-        for key in _keys(event.scope_id, event.principal_id, event.session_id):
-            self._total[key] = self._total.get(key, _ZERO) + usage
-            for window, start in ((Window.DAILY, day), (Window.MONTHLY, month)):
-                buckets = self._buckets.setdefault((key, window), {})
-                assert start is not None
-                buckets[start] = buckets.get(start, _ZERO) + usage
-            self._recent.setdefault(key, deque()).append((ts, usage))
-
-    def _recorded(self, key: _Key, window: Window, now: float) -> UsageRecord:
-        start = window_start(window, now)
-        if start is None:
-            return self._total.get(key, _ZERO)
-        if window is Window.PER_MINUTE:
-            recent = self._recent.get(key)
-            if not recent:
-                return _ZERO
-            while recent and recent[0][0] < start - 60.0:  # keep a minute of slack for late writes
-                recent.popleft()
-            return UsageRecord.sum(u for t, u in recent if t >= start)
-        buckets = self._buckets.get((key, window), {})
-        return UsageRecord.sum(u for bucket, u in buckets.items() if bucket >= start)
+    def _totals_for(self, key: _Key) -> _Totals:
+        totals = self._totals.get(key)
+        if totals is None:
+            totals = self._totals[key] = _Totals()
+            for event in self._events:
+                if event.type.counts_as_usage and _matches(event, *key):
+                    _count([totals], event)
+        return totals
 
     async def get_usage(
         self,
@@ -276,8 +303,10 @@ class InMemoryLedgerWriter(LedgerWriter):
             for r in self._reservations.values()
             if r.live(now) and _matches(r, budget.scope_id, budget.principal_id, budget.session_id)
         )
-        key: _Key = (budget.scope_id, budget.principal_id, budget.session_id)
-        return {window: held + self._recorded(key, window, now) for window in budget.windows()}
+        totals = self._totals_for((budget.scope_id, budget.principal_id, budget.session_id))
+        if not held.tokens and not held.cost and not held.requests and not held.tool_calls:
+            return {window: totals.recorded(window, now) for window in budget.windows()}
+        return {window: held + totals.recorded(window, now) for window in budget.windows()}
 
     async def settle(self, reservation_id: str, event: LedgerEvent | None) -> bool:
         if event is not None and event.event_id in self._ids:
@@ -286,6 +315,15 @@ class InMemoryLedgerWriter(LedgerWriter):
         if event is not None:
             self._append(event)
         return held
+
+
+def _count(totals: Sequence[_Totals], event: LedgerEvent) -> None:
+    usage, ts = event.usage(), event.timestamp
+    day = window_start(Window.DAILY, ts)
+    month = window_start(Window.MONTHLY, ts)
+    assert day is not None and month is not None
+    for t in totals:
+        t.add(usage, ts, day, month)
 
 
 def _event_type(value: LedgerEventType | str) -> LedgerEventType:

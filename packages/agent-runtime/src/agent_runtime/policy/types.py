@@ -105,10 +105,10 @@ class PolicyContext:
         check_count(self.tool_calls_this_turn, "tool_calls_this_turn")
 
     def with_tool(self, tool_name: str) -> PolicyContext:
-        return replace(self, tool_name=tool_name)
+        return self if self.tool_name == tool_name else replace(self, tool_name=tool_name)
 
     def with_model(self, model: str) -> PolicyContext:
-        return replace(self, model=model)
+        return self if self.model == model else replace(self, model=model)
 
     @classmethod
     def from_context(cls, ctx: _ContextLike, **fields: Any) -> PolicyContext:

@@ -352,9 +352,10 @@ class RedisStreamsAdapter:
         """One XREADGROUP: new entries (or, with ``pending=True``, this consumer's unacknowledged
         ones). Nothing is acknowledged: call :meth:`ack` after processing.
 
-        A block longer than 80% of the client's ``socket_timeout`` is shortened to that: the read
-        would otherwise fail client-side with a TimeoutError (redis-py's default timeout is 5 s, the
-        seed's ``block_ms`` too). ``read_events`` simply blocks again.
+        A block that would come within 20% (at least 250 ms, at most half) of the client's
+        ``socket_timeout`` is shortened: the read would otherwise fail client-side with a
+        TimeoutError on a busy machine (redis-py's default timeout is 5 s, the seed's ``block_ms``
+        too). ``read_events`` simply blocks again.
         """
         name = self._stream(stream)
         size = self.config.read_count if count is None else _count(count, "count", 1)
@@ -485,7 +486,8 @@ def _block_cap_ms(client: Any) -> int | None:
     timeout = kwargs.get("socket_timeout", kwargs.get("orig_socket_timeout"))
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         return None
-    return max(1, int(timeout * 800))
+    margin = min(max(timeout * 0.2, 0.25), timeout * 0.5)
+    return max(1, int((timeout - margin) * 1000))
 
 
 def _stream_rows(reply: Any) -> Sequence[tuple[Any, Any]]:

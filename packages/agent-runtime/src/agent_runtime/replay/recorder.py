@@ -167,14 +167,18 @@ class _RecordingMiddleware(Middleware):
         self, spec: RequestSpec, context: RequestContext, call_next: StreamCall
     ) -> AsyncIterator[StreamEvent]:
         capture = self._recorder._capture()
+        inner = call_next(spec, context)
         if capture is None:
-            async for event in call_next(spec, context):
-                yield event
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                await inner.aclose()  # type: ignore[attr-defined]
             return
         entry = capture.exchange(spec)
         chunks: list[list[str]] = entry["chunks"]
         try:
-            async for event in call_next(spec, context):
+            async for event in inner:
                 if isinstance(event, TextDelta):
                     chunks.append(["text", event.text])
                 elif isinstance(event, ReasoningDelta):
@@ -187,6 +191,8 @@ class _RecordingMiddleware(Middleware):
         except Exception as exc:
             entry["error"] = error_to_dict(exc)
             raise
+        finally:
+            await inner.aclose()  # type: ignore[attr-defined]
 
 
 async def _call(
