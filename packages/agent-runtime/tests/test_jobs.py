@@ -128,6 +128,31 @@ def test_job_record_seed_block() -> None:
     assert job.is_past_deadline(now=job.deadline)
 
 
+def test_transition_methods_refuse_bad_values_and_keep_every_other_field() -> None:
+    job = JobRecord(scope_id="t", metadata={"a": 1}, tags={"k": "v"}, budgets=BudgetSpec(max_turns=3))
+    with pytest.raises(ValidationError, match="error_code must be a string"):
+        job.with_error("boom", error_code=7)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="result_ref must be a string"):
+        job.with_result(42)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="state must be a mapping"):
+        job.with_state(["not", "a", "mapping"])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="progress"):
+        job.with_progress(1.5)
+    moved = job.transition_to(JobStatus.RUNNING).with_state({"x": 1}).with_result("r")
+    assert moved == JobRecord(
+        **{
+            **job.to_dict(),
+            "budgets": job.budgets,
+            "status": JobStatus.RUNNING,
+            "state": {"x": 1},
+            "result_ref": "r",
+            "updated_at": moved.updated_at,
+            "started_at": moved.started_at,
+        }
+    )
+    assert job.status is JobStatus.QUEUED and job.state == {}  # the original is untouched
+
+
 def test_job_record_defaults() -> None:
     job = JobRecord()
     assert job.job_id.startswith("job-") and job.job_id != JobRecord().job_id

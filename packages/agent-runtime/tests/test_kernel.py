@@ -29,7 +29,10 @@ from agent_runtime import (
     JobStatus,
     LedgerEventType,
     ModelPolicy,
+    Plugin,
+    PluginManifest,
     PluginRegistry,
+    PluginType,
     PolicyEngine,
     PolicyRef,
     RuntimeEvent,
@@ -410,6 +413,48 @@ async def test_finished_jobs_leave_no_stream_for_the_loop_to_finalise() -> None:
             assert result.content == "3"
             assert kernel.ledger.writer.reservations == []  # settled before the result came back
     assert abandoned == []
+
+
+async def test_tools_of_a_plugin_initialised_later_reach_the_next_job() -> None:
+    """The governed tools are built once per kernel and rebuilt when the set of tools changes."""
+
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        return text.upper()
+
+    class Shouter(Plugin):
+        @property
+        def manifest(self) -> PluginManifest:
+            return PluginManifest(name="shouter", version="1.0", plugin_type=PluginType.TOOLS)
+
+        async def initialize(self, context: Any) -> None:
+            return None
+
+        def get_tools(self) -> list[Any]:
+            return [shout]
+
+    kernel = make_kernel(
+        [
+            MockResponse.tool_call("shout", {"text": "hi"}, id="c1"),
+            "no such tool",
+            MockResponse.tool_call("shout", {"text": "hi"}, id="c2"),
+            "done",
+        ],
+        tools=[add],
+    )
+    first = await (await kernel.execute(ExecutionRequest(prompt="shout hi"))).result()
+    assert first.succeeded and "shout" not in json.dumps(provider_of(kernel).calls[0].tools)
+    kernel.plugin_registry.register(Shouter())
+    await kernel.plugin_registry.initialize_all()
+    handle = await kernel.execute(ExecutionRequest(prompt="shout hi"))
+    assert (await handle.result()).content == "done"
+    ends = [e for e in await collect(handle) if e.type is RuntimeEventType.TOOL_END]
+    assert [e.data["tool"] for e in ends] == ["shout"]
+    assert provider_of(kernel).calls[-1].messages[-1]["content"] == "HI"
 
 
 async def test_current_execution_is_the_jobs_context_inside_a_tool() -> None:

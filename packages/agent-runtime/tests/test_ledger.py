@@ -357,6 +357,43 @@ def test_window_start_is_utc() -> None:
     assert window_start(Window.TOTAL, now) is None
 
 
+def test_window_start_matches_the_calendar_at_day_and_month_edges() -> None:
+    for when in (
+        utc(2024, 1, 1),
+        utc(2024, 2, 29, 23, 59, 59),
+        utc(2024, 3, 1),
+        utc(2023, 12, 31, 23, 59, 59),
+        utc(1969, 12, 31, 12),  # before the epoch: still the calendar day
+        utc(2038, 1, 19, 3, 14, 8),
+    ):
+        for ts in (when.timestamp(), when.timestamp() + 0.999):
+            day = datetime.fromtimestamp(ts, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            assert window_start(Window.DAILY, ts) == day.timestamp()
+            assert window_start(Window.MONTHLY, ts) == day.replace(day=1).timestamp()
+
+
+async def test_budgets_set_after_usage_see_the_usage_already_written() -> None:
+    """Totals are kept per identity a budget names, built from the events on its first check."""
+    clock = Clock(utc(2024, 5, 1, 12))
+    ledger = Ledger(clock=clock)
+    alice, bob = (
+        ExecutionContext(scope_id="t", principal_id="alice"),
+        ExecutionContext(scope_id="t", principal_id="bob"),
+    )
+    await ledger.record_model_usage(alice, Usage(input_tokens=60))
+    await ledger.record_model_usage(bob, Usage(input_tokens=30))
+    ledger.set_budget(Budget(scope_id="t", max_tokens_daily=100, warning_threshold=None))
+    assert (await ledger.check_budget(alice, pending_tokens=11))[0] == BudgetDecision.DENY  # 90 used
+    await ledger.release(ctx=alice)
+    ledger.set_budget(Budget(scope_id="t", principal_id="bob", max_tokens_total=40, warning_threshold=None))
+    assert (await ledger.check_budget(bob, pending_tokens=10))[0] == BudgetDecision.ALLOW  # 30 of 40
+    await ledger.record_model_usage(bob, Usage(input_tokens=10))  # both tracked totals move
+    decision, reason = await ledger.check_budget(bob, pending_tokens=1)
+    assert decision == BudgetDecision.DENY and "total tokens" in reason
+    decision, reason = await ledger.check_budget(alice, pending_tokens=1)
+    assert decision == BudgetDecision.DENY and "daily tokens exceeded (100 used" in reason
+
+
 async def _check_then_record(
     ledger: Ledger, ctx: ExecutionContext, gate: asyncio.Event, checked: list[int], n: int
 ) -> bool:
