@@ -11,6 +11,7 @@ and ``span_id`` 16, the W3C / OpenTelemetry formats, so an OTel exporter can use
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import uuid
@@ -247,6 +248,12 @@ class RunVersions:
         )
 
 
+@functools.cache
+def _installed_versions() -> RunVersions:
+    """The versions of this process (frozen, so every context can share the one instance)."""
+    return RunVersions()
+
+
 _ID_FIELDS = (
     "scope_id",
     "principal_id",
@@ -280,7 +287,7 @@ class ExecutionContext:
     parent_span_id: str | None = None
     budgets: BudgetSpec = field(default_factory=BudgetSpec)
     policy_ref: PolicyRef | None = None
-    versions: RunVersions = field(default_factory=RunVersions)
+    versions: RunVersions = field(default_factory=lambda: _installed_versions())
     metadata: Mapping[str, Any] = field(default_factory=dict)
     cancellation_token: CancellationToken = field(
         default_factory=CancellationToken, compare=False, repr=False

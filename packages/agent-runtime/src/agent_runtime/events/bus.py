@@ -411,7 +411,7 @@ class InMemoryEventBus(EventBus):
             self._record(event)
         for subscription in list(self._subscriptions.values()):
             subscription._offer(event)
-        for stream in list(self._streams):
+        for stream in list(self._streams) if self._streams else ():
             if stream.closed:
                 self._streams.discard(stream)
             else:

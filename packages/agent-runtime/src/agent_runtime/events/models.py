@@ -140,7 +140,21 @@ def format_sse(
     return "".join(parts)
 
 
-_SCALARS = frozenset({str, int, bool, type(None)})  # floats: NaN/inf are not JSON
+#: JSON by construction (``to_json`` writes NaN and infinities as JSON's common extension does)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(data: Mapping[str, Any]) -> bool:
+    for key, value in data.items():
+        if type(key) is not str:
+            return False
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is dict and all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
+            continue
+        return False
+    return True
 
 
 def _new_event_id() -> str:
@@ -181,8 +195,8 @@ class RuntimeEvent:
         # A private copy: the publisher mutating its dict later must not change a delivered event.
         data = dict(self.data)
         object.__setattr__(self, "data", data)
-        if all(type(v) in _SCALARS for v in data.values()) and all(type(k) is str for k in data):
-            return  # flat scalars (most events, one per streamed token) are JSON by construction
+        if _plain(data):
+            return  # scalars and dicts of scalars (most events, one per token) are JSON by construction
         try:
             self.to_json()
         except (TypeError, ValueError) as exc:

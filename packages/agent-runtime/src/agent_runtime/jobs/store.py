@@ -141,31 +141,36 @@ class InMemoryJobStore(JobStore):
     """A process-local store for tests and single-process deployments.
 
     Every write goes through JSON, so what a caller can store here is exactly what PostgreSQL
-    accepts (a non-serialisable ``state`` fails here too). The record is decoded and validated once,
-    at write time; a read returns a shallow copy with fresh ``metadata``/``tags``/``state`` decoded
-    from their JSON, so no caller can change a stored job through a dict it holds, without paying a
-    full decode and validation on every one of the several reads a state change makes. No method
-    awaits between its check and its write, so each is atomic under asyncio.
+    accepts (a non-serialisable ``state`` fails here too). A record is validated once, when it is
+    built; a read returns a shallow copy with fresh ``metadata``/``tags``/``state`` decoded from their
+    JSON, so no caller can change a stored job through a dict it holds, without paying a full decode
+    and validation on every one of the several reads a state change makes; a write returns the
+    record it was given, with the new version. No method awaits between its check and its write, so
+    each is atomic under asyncio.
     """
 
     def __init__(self) -> None:
         self._jobs: dict[str, _Stored] = {}
         self._by_key: dict[tuple[str | None, str], str] = {}
 
-    @staticmethod
-    def _store(job: JobRecord, changes: dict[str, Any]) -> _Stored:
-        # The record is frozen and its scalar fields were validated when it was built; only the
-        # caller-supplied mappings need checking as JSON, and they are kept as JSON text. The kept
-        # record's own tags are a private copy (filters read them); its metadata and state are
-        # never read back from it, only from the JSON.
-        record = job._evolve({**changes, "tags": dict(job.tags)})
+    def _store(self, job: JobRecord, changes: dict[str, Any]) -> JobRecord:
+        """Keep ``job`` with ``changes``; returns the caller's copy of what was stored.
+
+        The record is frozen and its scalar fields were validated when it was built; only the
+        caller-supplied mappings need checking as JSON, and they are kept as JSON text. The
+        returned record shares its dicts with the record the caller passed in (the caller's own);
+        the kept record has a private copy of the tags (filters read them), and its metadata and
+        state are never read back from it, only from the JSON.
+        """
+        record = job._evolve(changes)
         what = f"job {job.job_id!r}"
-        return _Stored(
-            record,
+        self._jobs[job.job_id] = _Stored(
+            record._evolve({"tags": dict(record.tags)}),
             _encode_mapping(record.metadata, f"metadata of {what}"),
             _encode_mapping(record.tags, f"tags of {what}"),
             _encode_mapping(record.state, f"state of {what}"),
         )
+        return record
 
     async def create(self, job: JobRecord) -> JobRecord:
         if not isinstance(job, JobRecord):
@@ -176,11 +181,10 @@ class InMemoryJobStore(JobStore):
                 return self._jobs[existing].read()
         if job.job_id in self._jobs:
             raise DuplicateJobError(job.job_id)
-        stored = self._store(job, {"version": 1})
-        self._jobs[job.job_id] = stored
+        created = self._store(job, {"version": 1})
         if job.idempotency_key is not None:
             self._by_key[(job.scope_id, job.idempotency_key)] = job.job_id
-        return stored.read()
+        return created
 
     async def get(self, job_id: str) -> JobRecord | None:
         stored = self._jobs.get(job_id)
@@ -193,9 +197,7 @@ class InMemoryJobStore(JobStore):
         if current is None:
             raise JobNotFoundError(job.job_id)
         check_update(current.record, job)
-        stored = self._store(job, {"version": job.version + 1, "updated_at": time.time()})
-        self._jobs[job.job_id] = stored
-        return stored.read()
+        return self._store(job, {"version": job.version + 1, "updated_at": time.time()})
 
     async def delete(self, job_id: str) -> bool:
         stored = self._jobs.pop(job_id, None)
