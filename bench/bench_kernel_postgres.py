@@ -278,6 +278,7 @@ async def amain(args) -> dict:
             f"DROP TABLE IF EXISTS {jobs_table}",
             f"DROP TABLE IF EXISTS {ledger_table}",
             f"DROP TABLE IF EXISTS {ledger_table}_reservations",
+            f"DROP TABLE IF EXISTS {ledger_table}_totals",
         ):
             try:
                 psql(args, sql)

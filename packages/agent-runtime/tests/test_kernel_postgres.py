@@ -50,7 +50,8 @@ async def prefix(pool: Any) -> AsyncIterator[str]:
         yield name
     finally:
         await pool.execute(
-            f"DROP TABLE IF EXISTS {name}_jobs, {name}_actions, {name}_ledger, {name}_ledger_reservations"
+            f"DROP TABLE IF EXISTS {name}_jobs, {name}_actions, {name}_ledger, {name}_ledger_reservations, "
+            f"{name}_ledger_totals"
         )
 
 

@@ -37,7 +37,7 @@ async def pools(postgres_dsn: str) -> AsyncIterator[tuple[Any, Any, str]]:
         yield first, second, table
     finally:
         async with first.acquire() as conn:
-            await conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_reservations")
+            await conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_reservations, {table}_totals")
         await first.close()
         await second.close()
 
@@ -182,3 +182,68 @@ async def test_windows_and_expiry_in_postgres(pools: tuple[Any, Any, str]) -> No
     assert (await writer.get_usage(scope_id="t")).tokens == 98
     exceeded = await writer.list_events(scope_id="t", event_type=LedgerEventType.BUDGET_EXCEEDED)
     assert len(exceeded) == 2
+
+
+async def test_a_budget_set_after_usage_sees_it_in_every_window(pools: tuple[Any, Any, str]) -> None:
+    """Running totals of an identity are built from its events on its first check."""
+    pool, second, table = pools
+    clock = Clock(datetime(2024, 5, 31, 12, tzinfo=UTC))
+    ledger = Ledger(PostgresLedgerWriter(pool, table_name=table), clock=clock)
+    ctx = ExecutionContext(scope_id="t", principal_id="alice")
+    await ledger.record_model_usage(ctx, Usage(input_tokens=40))  # May 31st
+    clock.now += 86_400  # June 1st: a new day and a new month
+    await ledger.record_model_usage(ctx, Usage(input_tokens=25))
+    await ledger.record_model_usage(ExecutionContext(scope_id="other"), Usage(input_tokens=1000))
+    budget = Budget(
+        scope_id="t",
+        max_tokens_daily=30,
+        max_tokens_monthly=1000,
+        max_tokens_total=66,
+        warning_threshold=None,
+    )
+    checker = Ledger(PostgresLedgerWriter(second, table_name=table), clock=clock)  # another worker
+    checker.set_budget(budget)
+    decision, reason = await checker.check_budget(ctx, pending_tokens=6)
+    assert decision == BudgetDecision.DENY and "daily tokens exceeded (25 used + 6 pending" in reason
+    assert "total tokens exceeded (65 used + 6 pending" in reason and "monthly" not in reason
+    await checker.release(ctx=ctx)
+    await ledger.record_model_usage(ctx, Usage(input_tokens=1))  # counted by the first worker's writer
+    decision, reason = await checker.check_budget(ctx, pending_tokens=1)
+    assert decision == BudgetDecision.DENY and "total tokens exceeded (66 used + 1 pending" in reason
+
+
+async def test_totals_built_while_usage_is_written_count_every_event_once(
+    pools: tuple[Any, Any, str],
+) -> None:
+    pool, second, table = pools
+    writer, checker = (
+        PostgresLedgerWriter(pool, table_name=table),
+        PostgresLedgerWriter(second, table_name=table),
+    )
+    now = datetime(2024, 5, 1, 12, tzinfo=UTC).timestamp()
+
+    async def use(principal: str, n: int) -> None:
+        for _ in range(n):
+            await writer.write(
+                LedgerEvent(
+                    type=LedgerEventType.MODEL_USAGE,
+                    scope_id="t",
+                    principal_id=principal,
+                    total_tokens=1,
+                    timestamp=now,
+                )
+            )
+
+    budgets = [Budget(scope_id="t", principal_id=f"p{i}", max_tokens_total=10**9) for i in range(4)]
+    budgets.append(Budget(scope_id="t", max_tokens_daily=10**9))
+    # Each budget's first check builds its totals while 4 writers are adding events.
+    checks = [checker.reserve([b], UsageRecord(tokens=1), now=now, ttl_seconds=60) for b in budgets]
+    await asyncio.gather(*(use(f"p{i}", 40) for i in range(4)), *checks)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(f"SELECT identity, time_window, tokens FROM {table}_totals ORDER BY 1, 2")
+    totals = {(r["identity"], r["time_window"]): r["tokens"] for r in rows}
+    for i in range(4):
+        assert (
+            totals[(budgets[i].key, "total")] == 40 == (await writer.get_usage(principal_id=f"p{i}")).tokens
+        )
+    assert totals[(budgets[4].key, "daily")] == totals[(budgets[4].key, "total")] == 160

@@ -35,6 +35,7 @@ __all__ = [
     "Window",
     "METRICS",
     "window_start",
+    "identity_key",
     "evaluate_budgets",
 ]
 
@@ -71,6 +72,11 @@ class Window(enum.StrEnum):
 
 
 _DAY = 86400.0
+
+
+def identity_key(scope_id: str | None, principal_id: str | None, session_id: str | None) -> str:
+    """The text a budget's identity is stored and locked under (``None`` parts are wildcards)."""
+    return json.dumps([scope_id, principal_id, session_id])
 
 
 def window_start(window: Window, now: float) -> float | None:
@@ -186,7 +192,7 @@ class Budget:
     @property
     def key(self) -> str:
         """Identity of the budget: ``Ledger.set_budget`` replaces a budget with the same key."""
-        return json.dumps([self.scope_id, self.principal_id, self.session_id])
+        return identity_key(self.scope_id, self.principal_id, self.session_id)
 
     @property
     def label(self) -> str:

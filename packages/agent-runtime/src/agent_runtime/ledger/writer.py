@@ -125,7 +125,7 @@ def _matches(
 _Key = tuple[str | None, str | None, str | None]
 
 
-def _keys(scope_id: str | None, principal_id: str | None, session_id: str | None) -> list[_Key]:
+def identities(scope_id: str | None, principal_id: str | None, session_id: str | None) -> list[_Key]:
     """Every identity a budget could name that this (scope, principal, session) falls under."""
     scopes = (None,) if scope_id is None else (None, scope_id)
     principals = (None,) if principal_id is None else (None, principal_id)
@@ -200,7 +200,7 @@ class InMemoryLedgerWriter(LedgerWriter):
         if event.type.counts_as_usage and self._totals:
             tracked = [
                 totals
-                for key in _keys(event.scope_id, event.principal_id, event.session_id)
+                for key in identities(event.scope_id, event.principal_id, event.session_id)
                 if (totals := self._totals.get(key)) is not None
             ]
             if tracked:

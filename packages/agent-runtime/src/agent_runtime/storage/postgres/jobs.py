@@ -3,9 +3,10 @@
 * Idempotency is enforced by the database: a UNIQUE index on ``(COALESCE(scope_id, ''),
   idempotency_key)`` (job scope ids are never empty strings, so ``''`` stands for "no scope") and
   ``INSERT ... ON CONFLICT DO NOTHING``, so concurrent creates with one key yield one job.
-* Updates lock the row (``SELECT ... FOR UPDATE``), apply the same checks as every store
-  (:func:`agent_runtime.jobs.store.check_update`: version, transition table, fixed identity) and
-  write ``version + 1``: of two workers moving the same job, exactly one wins.
+* An update is one conditional ``UPDATE``: it writes ``version + 1`` only where the stored version
+  is the one the caller read, the identity fields are unchanged and the stored status may move to
+  the new one, so of two workers moving the same job exactly one wins. When it writes nothing, the
+  row is read to raise the same error as every store (:func:`agent_runtime.jobs.store.check_update`).
 * JSON columns are written as text cast to ``jsonb`` and read back as text, so the store works
   whatever JSON codecs the caller installed on the pool. Timestamps are epoch seconds in
   ``double precision``, as in :class:`~agent_runtime.JobRecord`, so records round-trip exactly.
@@ -20,9 +21,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import JobNotFoundError, ValidationError
+from ...errors import ConcurrentModificationError, JobNotFoundError, ValidationError
 from ...jobs.models import JobFilter, JobRecord, JobStatus
-from ...jobs.store import DuplicateJobError, JobStore, check_lookup, check_update, encode_json
+from ...jobs.store import (
+    IMMUTABLE_FIELDS,
+    DuplicateJobError,
+    JobStore,
+    check_lookup,
+    check_update,
+    encode_json,
+)
 from ._base import check_identifier, ensure_schema, require_asyncpg
 
 __all__ = ["PostgresJobStore"]
@@ -175,7 +183,14 @@ CREATE INDEX IF NOT EXISTS {_index_name(t, "parent_idx")} ON {t} (parent_job_id)
             f"{c} = ${i}::text::jsonb" if c in _JSON_COLUMNS else f"{c} = ${i}"
             for i, c in enumerate(_MUTABLE, 2)
         )
-        self._update = f"UPDATE {t} SET {assignments} WHERE job_id = $1 RETURNING {_SELECT}"
+        # One statement, no transaction: it writes only if nobody moved the job since it was read
+        # (version), the identity fields are unchanged and the stored status may become the new one.
+        n = len(_MUTABLE) + 2
+        guards = " AND ".join(
+            [f"version = ${n}", f"status = ANY(${n + 1}::text[])"]
+            + [f"{c} IS NOT DISTINCT FROM ${n + 2 + i}" for i, c in enumerate(IMMUTABLE_FIELDS)]
+        )
+        self._update = f"UPDATE {t} SET {assignments} WHERE job_id = $1 AND {guards} RETURNING version"
 
     async def migrate(self) -> None:
         """Create the table and its indexes if missing (idempotent; also done on first use)."""
@@ -215,16 +230,28 @@ CREATE INDEX IF NOT EXISTS {_index_name(t, "parent_idx")} ON {t} (parent_job_id)
         if not isinstance(job, JobRecord):
             raise ValidationError(f"update() takes a JobRecord, got {type(job).__name__}")
         await self.migrate()
-        params = [job.job_id, *_params(job, _MUTABLE, version=job.version + 1, updated_at=time.time())]
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"SELECT {_SELECT} FROM {self.table_name} WHERE job_id = $1 FOR UPDATE", job.job_id
-            )
-            if row is None:
-                raise JobNotFoundError(job.job_id)
-            check_update(_record(row), job)
-            updated = await conn.fetchrow(self._update, *params)
-        return _record(updated)
+        now = time.time()
+        sources = sorted(s.value for s in JobStatus if s is job.status or s.can_transition_to(job.status))
+        params = [
+            job.job_id,
+            *_params(job, _MUTABLE, version=job.version + 1, updated_at=now),
+            job.version,
+            sources,
+            *(getattr(job, name) for name in IMMUTABLE_FIELDS),
+        ]
+        async with self._pool.acquire() as conn:
+            written = await conn.fetchval(self._update, *params)
+            if written is None:  # say why: the same checks every store makes, on the stored row
+                row = await conn.fetchrow(
+                    f"SELECT {_SELECT} FROM {self.table_name} WHERE job_id = $1", job.job_id
+                )
+                if row is None:
+                    raise JobNotFoundError(job.job_id)
+                check_update(_record(row), job)
+                raise ConcurrentModificationError(
+                    f"job {job.job_id!r} was modified concurrently; reload it and retry"
+                )
+        return job._evolve({"version": written, "updated_at": now})
 
     async def delete(self, job_id: str) -> bool:
         await self.migrate()

@@ -1,10 +1,19 @@
-"""PostgreSQL ledger: an append-only events table and a reservations table.
+"""PostgreSQL ledger: an append-only events table, a reservations table and running totals.
 
 Atomic reserve: one transaction takes ``pg_advisory_xact_lock`` on every applicable budget (in a
-fixed order, so two reserves never deadlock), then sums usage and live reservations in each window,
-decides, and inserts the reservation. The lock is taken in a statement before the sums, so under READ
-COMMITTED the sums see every reservation committed before the lock was granted. Settle deletes the
-reservation and inserts the event in one transaction, so a concurrent reserve sees both or neither.
+fixed order, so two reserves never deadlock), then reads usage and live reservations in each window,
+decides, and inserts the reservation. The lock is taken in a statement before the reads, so under
+READ COMMITTED they see every reservation committed before the lock was granted. Settle updates the
+totals, deletes the reservation and inserts the event in one transaction, so a concurrent reserve
+sees the usage or the hold, never both or neither.
+
+Running totals (``<table>_totals``): per budget identity, all-time, per UTC day and per UTC month
+sums, updated in the transaction that writes a usage event. A check reads a few total rows instead
+of summing the window's events, so it costs the same on the first day of the month as on the last
+(the per-minute window still sums the last minute's events). Totals are kept only for identities a
+budget has been checked for: the first check of an identity sums its events once, under a table
+lock that orders it with concurrent writers (a writer's first statement updates the totals, so each
+event is counted either by that backfill or by its writer, never by both).
 
 Time comes from the caller (the Ledger's clock), not from ``now()``: windows and expiry then follow
 one clock, which also makes them testable. Workers' clocks should be NTP-synchronised.
@@ -19,14 +28,34 @@ from decimal import Decimal
 from typing import Any
 
 from ...errors import ValidationError
-from ...ledger.budget import Budget, BudgetCheck, Reservation, Window, evaluate_budgets, window_start
+from ...ledger.budget import (
+    Budget,
+    BudgetCheck,
+    Reservation,
+    Window,
+    evaluate_budgets,
+    identity_key,
+    window_start,
+)
 from ...ledger.events import LedgerEvent, LedgerEventType, UsageRecord, to_epoch
-from ...ledger.writer import LedgerWriter, _check_limit, _check_ttl, _event_type, new_reservation_id
+from ...ledger.writer import (
+    LedgerWriter,
+    _check_limit,
+    _check_ttl,
+    _event_type,
+    identities,
+    new_reservation_id,
+)
 from ._base import check_identifier, ensure_schema, require_asyncpg
 
 __all__ = ["PostgresLedgerWriter"]
 
 _USAGE_TYPES = tuple(t.value for t in LedgerEventType if t.counts_as_usage)
+_NOTHING = UsageRecord()
+#: What budgets count of a set of event rows: tokens, cost, model requests, tool calls
+_BUDGET_SUMS = """coalesce(sum(total_tokens), 0) AS tokens, coalesce(sum(cost), 0) AS cost,
+    coalesce(sum(requests) FILTER (WHERE event_type = 'model_usage'), 0) AS requests,
+    count(*) FILTER (WHERE event_type = 'tool_usage') AS tool_calls"""
 
 
 def _ts(epoch: float) -> datetime:
@@ -35,7 +64,7 @@ def _ts(epoch: float) -> datetime:
 
 class PostgresLedgerWriter(LedgerWriter):
     """Ledger on an asyncpg pool (not owned: ``close()`` leaves it open). Tables are created on first use:
-    ``<table_name>`` for events and ``<table_name>_reservations``.
+    ``<table_name>`` for events, ``<table_name>_reservations`` and ``<table_name>_totals``.
     """
 
     def __init__(self, pool: Any, table_name: str = "runtime_ledger") -> None:
@@ -47,12 +76,27 @@ class PostgresLedgerWriter(LedgerWriter):
             self.reservations_table = check_identifier(
                 f"{table_name}_reservations", "table_name (plus '_reservations')"
             )
+            self.totals_table = check_identifier(f"{table_name}_totals", "table_name (plus '_totals')")
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         self._pool = pool
+        #: identities whose totals are known to exist (they are never dropped once created)
+        self._tracked: set[str] = set()
+        o = self.totals_table
+        self._add_to_totals = f"""
+            INSERT INTO {o} (identity, time_window, bucket, tokens, cost, requests, tool_calls)
+            SELECT r.identity, w.time_window, w.bucket, $2, $3, $4, $5
+            FROM {o} r CROSS JOIN (VALUES ('total', 0::float8), ('daily', $6::float8),
+                                          ('monthly', $7::float8)) AS w (time_window, bucket)
+            WHERE r.identity = ANY($1::text[]) AND r.time_window = 'total'
+            ORDER BY r.identity, w.time_window
+            ON CONFLICT (identity, time_window, bucket) DO UPDATE SET
+                tokens = {o}.tokens + EXCLUDED.tokens, cost = {o}.cost + EXCLUDED.cost,
+                requests = {o}.requests + EXCLUDED.requests,
+                tool_calls = {o}.tool_calls + EXCLUDED.tool_calls"""
 
     async def _ready(self) -> None:
-        t, r = self.table_name, self.reservations_table
+        t, r, o = self.table_name, self.reservations_table, self.totals_table
         ddl = f"""
         CREATE TABLE IF NOT EXISTS {t} (
             event_id text PRIMARY KEY,
@@ -82,6 +126,14 @@ class PostgresLedgerWriter(LedgerWriter):
             expires_at timestamptz NOT NULL
         );
         CREATE INDEX IF NOT EXISTS {r}_scope_exp_idx ON {r} (scope_id, expires_at);
+        CREATE TABLE IF NOT EXISTS {o} (
+            identity text NOT NULL,
+            time_window text NOT NULL CHECK (time_window IN ('total', 'daily', 'monthly')),
+            bucket double precision NOT NULL,
+            tokens bigint NOT NULL, cost numeric NOT NULL, requests bigint NOT NULL,
+            tool_calls bigint NOT NULL,
+            PRIMARY KEY (identity, time_window, bucket)
+        );
         """
         await ensure_schema(self._pool, f"agent_runtime.ledger:{t}", ddl)
 
@@ -89,13 +141,30 @@ class PostgresLedgerWriter(LedgerWriter):
 
     async def write(self, event: LedgerEvent) -> None:
         await self._ready()
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             await self._insert(conn, event)
 
     async def _insert(self, conn: Any, event: LedgerEvent) -> None:
+        """Count ``event`` in the tracked totals, then append it (inside the caller's transaction)."""
         if not isinstance(event, LedgerEvent):
             raise ValidationError(f"write expects a LedgerEvent, got {type(event).__name__}")
         asyncpg = require_asyncpg()
+        if event.type.counts_as_usage:
+            usage = event.usage()
+            stamp = _ts(event.timestamp).timestamp()  # as stored: microseconds, like a backfill sees it
+            await conn.execute(
+                self._add_to_totals,
+                [
+                    identity_key(*key)
+                    for key in identities(event.scope_id, event.principal_id, event.session_id)
+                ],
+                usage.tokens,
+                usage.cost,
+                usage.requests,
+                usage.tool_calls,
+                window_start(Window.DAILY, stamp),
+                window_start(Window.MONTHLY, stamp),
+            )
         try:
             await conn.execute(
                 f"""INSERT INTO {self.table_name} (event_id, event_type, occurred_at, job_id, run_id,
@@ -220,6 +289,9 @@ class PostgresLedgerWriter(LedgerWriter):
             return evaluate_budgets(budgets, [], pending)
         await self._ready()
         ordered = sorted(budgets, key=lambda b: b.key)
+        for b in ordered:
+            if b.key not in self._tracked:
+                await self._track(b)
         async with self._pool.acquire() as conn, conn.transaction():
             for b in ordered:
                 await conn.execute(
@@ -263,70 +335,102 @@ class PostgresLedgerWriter(LedgerWriter):
             )
         return BudgetCheck(check.decision, check.reason, reservation, check.exceeded, check.warnings)
 
+    def _identity(self, budget: Budget) -> tuple[str, list[Any]]:
+        """The WHERE clause (and its arguments) of the rows a budget counts."""
+        ids = {
+            "scope_id": budget.scope_id,
+            "principal_id": budget.principal_id,
+            "session_id": budget.session_id,
+        }
+        return self._where(ids, None, None)
+
+    async def _track(self, budget: Budget) -> None:
+        """Create the running totals of ``budget``'s identity from the events written so far."""
+        key = budget.key
+        where, args = self._identity(budget)
+        n = len(args)
+        sums = _BUDGET_SUMS
+        events = f"FROM {self.table_name} WHERE {where} AND event_type = ANY(${n + 2}::text[])"
+        day = "(floor(extract(epoch FROM occurred_at) / 86400) * 86400)::float8"
+        month = "extract(epoch FROM date_trunc('month', occurred_at, 'UTC'))::float8"
+        exists = f"SELECT 1 FROM {self.totals_table} WHERE identity = $1 AND time_window = 'total'"
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(exists, key) is not None:  # another worker made them
+                self._tracked.add(key)
+                return
+            # Waits for writers that already counted their event (or not) to commit, and holds
+            # new ones back until the backfill is in: each event is counted exactly once.
+            await conn.execute(f"LOCK TABLE {self.totals_table} IN SHARE ROW EXCLUSIVE MODE")
+            if await conn.fetchval(exists, key) is not None:
+                self._tracked.add(key)
+                return
+            await conn.execute(
+                f"""INSERT INTO {self.totals_table} (identity, time_window, bucket, tokens, cost, requests,
+                    tool_calls)
+                SELECT ${n + 1}, 'total', 0, {sums} {events}
+                UNION ALL SELECT ${n + 1}, 'daily', {day}, {sums} {events} GROUP BY 3
+                UNION ALL SELECT ${n + 1}, 'monthly', {month}, {sums} {events} GROUP BY 3""",
+                *args,
+                key,
+                list(_USAGE_TYPES),
+            )
+        self._tracked.add(key)
+
     async def _window_usage(self, conn: Any, budget: Budget, now: float) -> dict[Window, UsageRecord]:
         windows = sorted(budget.windows())
         if not windows:
             return {}
-        key_clause, args = self._where(
-            {
-                "scope_id": budget.scope_id,
-                "principal_id": budget.principal_id,
-                "session_id": budget.session_id,
-            },
-            None,
-            None,
-        )
-        held_row = await conn.fetchrow(
-            f"""SELECT coalesce(sum(tokens), 0) AS tokens, coalesce(sum(cost), 0) AS cost,
-                coalesce(sum(requests), 0) AS requests, coalesce(sum(tool_calls), 0) AS tool_calls
-            FROM {self.reservations_table} WHERE {key_clause} AND expires_at > ${len(args) + 1}""",
+        key_clause, args = self._identity(budget)
+        n = len(args)
+        rows = await conn.fetch(
+            f"""SELECT 'held' AS time_window, coalesce(sum(tokens), 0) AS tokens,
+                coalesce(sum(cost), 0) AS cost, coalesce(sum(requests), 0) AS requests,
+                coalesce(sum(tool_calls), 0) AS tool_calls
+            FROM {self.reservations_table} WHERE {key_clause} AND expires_at > ${n + 1}
+            UNION ALL
+            SELECT time_window, sum(tokens), sum(cost), sum(requests), sum(tool_calls)
+            FROM {self.totals_table}
+            WHERE identity = ${n + 2} AND (time_window = 'total'
+                OR (time_window = 'daily' AND bucket >= ${n + 3})
+                OR (time_window = 'monthly' AND bucket >= ${n + 4}))
+            GROUP BY time_window""",
             *args,
             _ts(now),
+            budget.key,
+            window_start(Window.DAILY, now),
+            window_start(Window.MONTHLY, now),
         )
-        held = UsageRecord(
-            tokens=int(held_row["tokens"]),
-            cost=Decimal(held_row["cost"]),
-            requests=int(held_row["requests"]),
-            tool_calls=int(held_row["tool_calls"]),
-        )
-        starts = {w: window_start(w, now) for w in windows}
-        columns: list[str] = []
-        event_args = list(args)
-        for i, w in enumerate(windows):
-            start = starts[w]
-            if start is None:
-                cond = "TRUE"
-            else:
-                event_args.append(_ts(start))
-                cond = f"occurred_at >= ${len(event_args)}"
-            columns += [
-                f"coalesce(sum(total_tokens) FILTER (WHERE {cond}), 0) AS tokens_{i}",
-                f"coalesce(sum(cost) FILTER (WHERE {cond}), 0) AS cost_{i}",
-                f"coalesce(sum(requests) FILTER (WHERE {cond} AND event_type = 'model_usage'), 0)"
-                f" AS requests_{i}",
-                f"count(*) FILTER (WHERE {cond} AND event_type = 'tool_usage') AS tool_calls_{i}",
-            ]
-        lower = [s for s in starts.values() if s is not None]
-        bound = ""
-        if len(lower) == len(starts):
-            event_args.append(_ts(min(lower)))
-            bound = f" AND occurred_at >= ${len(event_args)}"
-        event_args.append(list(_USAGE_TYPES))
-        row = await conn.fetchrow(
-            f"""SELECT {", ".join(columns)} FROM {self.table_name}
-            WHERE {key_clause}{bound} AND event_type = ANY(${len(event_args)}::text[])""",
-            *event_args,
-        )
-        return {
-            w: held
-            + UsageRecord(
-                tokens=int(row[f"tokens_{i}"]),
-                cost=Decimal(row[f"cost_{i}"]),
-                requests=int(row[f"requests_{i}"]),
-                tool_calls=int(row[f"tool_calls_{i}"]),
+        sums = {
+            row["time_window"]: UsageRecord(
+                tokens=int(row["tokens"]),
+                cost=Decimal(row["cost"]),
+                requests=int(row["requests"]),
+                tool_calls=int(row["tool_calls"]),
             )
-            for i, w in enumerate(windows)
+            for row in rows
         }
+        held = sums.pop("held")
+        if Window.PER_MINUTE in windows:
+            sums["per_minute"] = await self._last_minute(conn, key_clause, args, now)
+        return {w: held + sums.get(w.value, _NOTHING) for w in windows}
+
+    async def _last_minute(self, conn: Any, key_clause: str, args: list[Any], now: float) -> UsageRecord:
+        start = window_start(Window.PER_MINUTE, now)
+        assert start is not None
+        n = len(args)
+        row = await conn.fetchrow(
+            f"""SELECT {_BUDGET_SUMS} FROM {self.table_name}
+            WHERE {key_clause} AND occurred_at >= ${n + 1} AND event_type = ANY(${n + 2}::text[])""",
+            *args,
+            _ts(start),
+            list(_USAGE_TYPES),
+        )
+        return UsageRecord(
+            tokens=int(row["tokens"]),
+            cost=Decimal(row["cost"]),
+            requests=int(row["requests"]),
+            tool_calls=int(row["tool_calls"]),
+        )
 
     async def settle(self, reservation_id: str, event: LedgerEvent | None) -> bool:
         await self._ready()
