@@ -19,8 +19,10 @@ max_connections), in --trials interleaved trials (order rotated each trial):
            branch/teller updates: 3 UPDATE/SELECT/INSERT per transaction) on a scratch database
            initialised with `pgbench -i -s 1`. Unit: tps (excluding connection time).
 
-The ledger's window sum reads every event of the budget's windows, so the budget rate depends on
-how many events the table already holds: each trial records the table's row count before it.
+Each budget trial records the ledger's row count before it. After the trials, a probe runs the budget
+variant once more on fresh ledger tables pre-filled with --probe-rows events of the scope (one
+INSERT ... SELECT generate_series, all in today's window): a budget check reads running totals, so
+its rate should not depend on how many events the table holds.
 procrastinate's figures (shared/peer-bench/RESULTS.md section 5, a different cluster and method,
 not this run) are copied into the JSON as a labelled reference.
 
@@ -107,6 +109,26 @@ async def measure_jobs(args, table: str) -> dict:
             "python_cpu_ms_per_op": cpu / n * 1e3,
             "table_rows_after": rows,
         }
+    finally:
+        await pool.close()
+
+
+async def prefill_ledger(args, table: str, rows: int) -> None:
+    """``rows`` MODEL_USAGE events of the bench's scope, written now, in one statement."""
+    from agent_runtime.storage.postgres import PostgresLedgerWriter
+
+    pool = await make_pool(args)
+    try:
+        await PostgresLedgerWriter(pool, table_name=table)._ready()
+        async with pool.acquire() as conn:
+            await conn.execute(
+                f"""INSERT INTO {table} (event_id, event_type, occurred_at, scope_id, principal_id,
+                    input_tokens, output_tokens, total_tokens, cost, requests)
+                SELECT 'pre-' || i, 'model_usage', now(), $1, 'client-' || (i % 50), 60, 40, 100, 0.001, 1
+                FROM generate_series(1, $2) AS i""",
+                SCOPE,
+                rows,
+            )
     finally:
         await pool.close()
 
@@ -231,6 +253,9 @@ async def amain(args) -> dict:
         for k in ("max_connections", "synchronous_commit", "shared_buffers", "fsync")
     }
     results: dict[str, list[dict]] = {"jobs": [], "budget": [], "pgbench": []}
+    probe_rows = [int(x) for x in args.probe_rows.split(",") if x]
+    probe: list[dict] = []
+    probe_tables: list[str] = []
     t_all = time.perf_counter()
     psql(args, f"CREATE DATABASE {scratch}")
     try:
@@ -273,12 +298,19 @@ async def amain(args) -> dict:
                 + ", ".join(f"{n}={results[n][-1]['per_s']:.0f}/s" for n in names),
                 file=sys.stderr,
             )
+        for rows in probe_rows:
+            table = f"{tag}_probe{rows}"
+            probe_tables.append(table)
+            await prefill_ledger(args, table, rows)
+            probe.append({"ledger_rows_before": rows, **await measure_budget(args, table)})
+            print(f"probe with {rows} ledger rows: budget={probe[-1]['per_s']:.0f}/s", file=sys.stderr)
     finally:
         for sql in (
             f"DROP TABLE IF EXISTS {jobs_table}",
-            f"DROP TABLE IF EXISTS {ledger_table}",
-            f"DROP TABLE IF EXISTS {ledger_table}_reservations",
-            f"DROP TABLE IF EXISTS {ledger_table}_totals",
+            *(
+                f"DROP TABLE IF EXISTS {t}, {t}_reservations, {t}_totals"
+                for t in (ledger_table, *probe_tables)
+            ),
         ):
             try:
                 psql(args, sql)
@@ -313,6 +345,7 @@ async def amain(args) -> dict:
             "jobs_per_s / pgbench_tps": out["jobs"]["median_per_s"] / pg,
             "budget_reservations_per_s / pgbench_tps": out["budget"]["median_per_s"] / pg,
         },
+        "budget_ledger_size_probe": probe,
         "procrastinate_reference": PROCRASTINATE_REFERENCE,
         "tables_left_after_cleanup": int(left),
         "seconds": round(time.perf_counter() - t_all, 1),
@@ -331,11 +364,13 @@ def main() -> None:
     ap.add_argument("--pgbench-seconds", type=int, default=10)
     ap.add_argument("--scale", type=int, default=1, help="pgbench -i -s")
     ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--probe-rows", default="0,100000,1000000", help="ledger sizes for the budget probe")
     ap.add_argument("--quick", action="store_true", help="--n-jobs 500 --n-budget 500 --pgbench-seconds 3")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.quick:
         args.n_jobs, args.n_budget, args.pgbench_seconds, args.trials = 500, 500, 3, 2
+        args.probe_rows = "0,10000"
     common.emit(asyncio.run(amain(args)), args.out)
 
 

@@ -423,6 +423,12 @@ def report_kernel() -> list[str]:
                 f"| {n} | {f0(v['median_per_s'])} [{f0(v['min_per_s'])}-{f0(v['max_per_s'])}] | "
                 f"{', '.join(f0(t['per_s']) for t in v['by_trial'])} | {v['median_per_s'] / pg:.3f} |"
             )
+        probe = r.get("budget_ledger_size_probe") or []
+        if probe:
+            out.append("\n| ledger events of the scope before | budget reservations/s |")
+            out.append("| ---: | ---: |")
+            for p in probe:
+                out.append(f"| {f0(p['ledger_rows_before'])} | {f0(p['per_s'])} |")
         out.append(f"\nbench_kernel_postgres: {r['seconds']:.0f} s\n")
     r = load("orchestration")
     if r:
