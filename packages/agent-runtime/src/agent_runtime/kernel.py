@@ -341,8 +341,10 @@ class _Governance(Middleware):
                     result = event.result
                 yield event
         finally:
-            await inner.aclose()  # type: ignore[attr-defined]
-            await self._after(ctx, reservation, spec, result, started)
+            try:
+                await inner.aclose()  # type: ignore[attr-defined]
+            finally:
+                await self._after(ctx, reservation, spec, result, started)
 
 
 def _estimate_tokens(spec: RequestSpec) -> int:
