@@ -361,6 +361,21 @@ async def test_set_state_persists_and_does_not_move_the_job() -> None:
         await manager.set_state(job.job_id, ["not", "a", "mapping"])  # type: ignore[arg-type]
 
 
+async def test_dicts_of_a_returned_record_are_not_the_stored_ones() -> None:
+    store = InMemoryJobStore()
+    manager = JobManager(store)
+    created = await manager.create(JobSpec(metadata={"a": 1}, tags={"team": "x"}, state={"n": 0}))
+    started = await manager.start(created.job_id)
+    for record in (created, started):
+        record.metadata["a"] = 2  # type: ignore[index]
+        record.tags["team"] = "y"  # type: ignore[index]
+        record.state["n"] = 5  # type: ignore[index]
+    stored = await manager.get(created.job_id)
+    assert (stored.metadata, stored.tags, stored.state) == ({"a": 1}, {"team": "x"}, {"n": 0})
+    assert [j.job_id for j in await manager.list(JobFilter(tags={"team": "x"}))] == [created.job_id]
+    assert await manager.list(JobFilter(tags={"team": "y"})) == []
+
+
 @pytest.mark.parametrize(
     "operation",
     [
