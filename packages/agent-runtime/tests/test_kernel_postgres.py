@@ -3,6 +3,7 @@ job that waits for an action surviving a SIGKILL of its process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 from agent_runtime import (
     ExecutionRequest,
     InMemoryEventBus,
+    JobRecord,
     JobStatus,
     LedgerEventType,
     PluginRegistry,
@@ -27,7 +29,7 @@ from agent_runtime import (
     PostgresLedgerWriter,
     RuntimeKernel,
 )
-from llm_client import Agent, ExecutionEngine, MockProvider
+from llm_client import Agent, ExecutionEngine, MockProvider, MockResponse
 
 asyncpg = pytest.importorskip("asyncpg")
 
@@ -161,3 +163,47 @@ async def test_waiting_job_survives_sigkill_and_resumes_in_a_new_process(
     )
     for where, text in texts.items():
         assert token not in text, f"resume token leaked into the {where}"
+
+
+async def test_lost_jobs_are_failed_once_by_racing_kernels_and_live_ones_are_left(
+    pool: Any, prefix: str
+) -> None:
+    gate = asyncio.Event()
+
+    async def wait_for_gate() -> str:
+        """Block until the test opens the gate."""
+        await gate.wait()
+        return "open"
+
+    def kernel(script: list[Any]) -> RuntimeKernel:
+        engine = ExecutionEngine(provider=MockProvider(script, model="gpt-5-nano"))
+        return RuntimeKernel(
+            engine=engine,
+            agent=Agent(engine=engine, tools=[wait_for_gate]),
+            job_store=PostgresJobStore(pool, table_name=f"{prefix}_jobs"),
+            action_store=PostgresActionStore(pool, table_name=f"{prefix}_actions"),
+            ledger_writer=PostgresLedgerWriter(pool, table_name=f"{prefix}_ledger"),
+        )
+
+    live_kernel = kernel([MockResponse.tool_call("wait_for_gate", {}, id="c1"), "done"])
+    handle = await live_kernel.execute(ExecutionRequest(prompt="wait"))
+    while (await handle.job()).status is not JobStatus.RUNNING:
+        await asyncio.sleep(0)
+    then = time.time() - 3600
+    dead = await live_kernel.jobs.store.create(
+        JobRecord(
+            status=JobStatus.RUNNING, created_at=then, updated_at=then, state={"request": {"prompt": "x"}}
+        )
+    )
+    first, second = kernel([]), kernel([])
+    results = await asyncio.gather(
+        first.recover_lost_jobs(stale_after=60), second.recover_lost_jobs(stale_after=60)
+    )
+    assert sorted(len(r) for r in results) == [0, 1] and [j.job_id for r in results for j in r] == [
+        dead.job_id
+    ]
+    failed = await first.jobs.get(dead.job_id)
+    assert (failed.status, failed.error_code) == (JobStatus.FAILED, "worker_lost")
+    assert (await handle.job()).status is JobStatus.RUNNING  # written recently by its kernel: alive
+    gate.set()
+    assert (await handle.result()).content == "done"

@@ -61,9 +61,9 @@ from .actions import (
     InMemoryActionStore,
 )
 from .context import BudgetSpec, ExecutionContext, PolicyRef
-from .errors import AgentRuntimeError, InvalidTransitionError, ValidationError
+from .errors import AgentRuntimeError, InvalidTransitionError, JobNotFoundError, ValidationError
 from .events import EventBus, InMemoryEventBus, RuntimeEvent, RuntimeEventType
-from .jobs import InMemoryJobStore, JobManager, JobRecord, JobSpec, JobStatus, JobStore
+from .jobs import InMemoryJobStore, JobFilter, JobManager, JobRecord, JobSpec, JobStatus, JobStore
 from .ledger import (
     BudgetDecision,
     BudgetExceededError,
@@ -225,6 +225,10 @@ class _FatalToolError(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class _StillAlive(Exception):
+    """Recovery re-read a job and found it moved or freshly stamped: its worker lives."""
 
 
 class _Superseded(Exception):
@@ -484,6 +488,7 @@ class RuntimeKernel:
         event_bus: EventBus | None = None,
         plugin_registry: PluginRegistry | None = None,
         ledger: Ledger | None = None,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         if not isinstance(engine, ExecutionEngine):
             raise ValidationError(
@@ -501,6 +506,9 @@ class RuntimeKernel:
             raise ValidationError(
                 f"plugin_registry must be a PluginRegistry, got {type(plugin_registry).__name__}"
             )
+        h = heartbeat_interval
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0:
+            raise ValidationError(f"heartbeat_interval must be a number of seconds > 0, got {h!r}")
         self.engine = engine
         self.agent = agent if agent is not None else Agent(engine=engine)
         self.jobs = JobManager(job_store if job_store is not None else InMemoryJobStore())
@@ -518,6 +526,11 @@ class RuntimeKernel:
         self._engines: dict[bool, tuple[ExecutionEngine, ExecutionEngine]] = {}
         #: the governed tools, with the (agent and plugin) tools they were built from
         self._governed: tuple[tuple[object, ...], ToolRegistry] | None = None
+        self.heartbeat_interval = float(heartbeat_interval)
+        #: the next heartbeat, armed while this kernel runs jobs (a timer, not a task per job)
+        self._beat: asyncio.TimerHandle | None = None
+        self._beat_loop: asyncio.AbstractEventLoop | None = None
+        self._beating: set[asyncio.Task[list[str]]] = set()
 
     @classmethod
     def create(cls, engine: ExecutionEngine, agent: Agent | None = None, **components: Any) -> RuntimeKernel:
@@ -565,6 +578,7 @@ class RuntimeKernel:
         run = _Run(ctx=ctx, timeout_message=f"job timed out after {timeout:g}s" if timeout else "")
         self._runs[job.job_id] = run
         run.task = asyncio.create_task(self._drive(job.job_id, run, timeout, None), name=f"job:{job.job_id}")
+        self._arm_heartbeat()
         return ExecutionHandle(self, job.job_id, run.task)
 
     async def resume(self, job_id: str) -> ExecutionHandle:
@@ -596,6 +610,7 @@ class RuntimeKernel:
         self._runs[job_id] = run
         remaining = None if job.deadline is None else max(job.deadline - time.time(), 0.001)
         run.task = asyncio.create_task(self._drive(job_id, run, remaining, state), name=f"job:{job_id}")
+        self._arm_heartbeat()
         return ExecutionHandle(self, job_id, run.task)
 
     async def cancel(self, job_id: str, reason: str = "cancelled by caller") -> None:
@@ -622,6 +637,81 @@ class RuntimeKernel:
         run.ctx.cancellation_token.cancel(reason)
         run.task.cancel(reason)
         await asyncio.wait({run.task})
+
+    # --- liveness ----------------------------------------------------------------------------
+
+    def _arm_heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A timer of another (e.g. closed) event loop never fires: arm one on this loop.
+        if self._beat is None or self._beat_loop is not loop:
+            self._beat = loop.call_later(self.heartbeat_interval, self._on_heartbeat)
+            self._beat_loop = loop
+
+    def _on_heartbeat(self) -> None:
+        self._beat = None
+        if not self._runs:
+            return  # idle: the next execute arms the timer again
+        task = asyncio.get_running_loop().create_task(self.heartbeat(), name="agent_runtime:heartbeat")
+        self._beating.add(task)
+        task.add_done_callback(self._beating.discard)
+        self._arm_heartbeat()
+
+    async def heartbeat(self) -> list[str]:
+        """Stamp every job this kernel is running as alive (its ``updated_at``); returns their ids.
+
+        Runs by itself every ``heartbeat_interval`` seconds while the kernel runs jobs, so another
+        process's :meth:`recover_lost_jobs` can tell a live job from one whose worker died. A
+        store error is logged, not raised: the next beat tries again.
+        """
+        beaten: list[str] = []
+        for job_id in list(self._runs):
+            try:
+                await self.jobs.heartbeat(job_id)
+            except (InvalidTransitionError, JobNotFoundError):
+                continue  # it ended (or was deleted) meanwhile
+            except Exception as exc:
+                logger.warning("heartbeat of job %s failed: %s: %s", job_id, type(exc).__name__, exc)
+                continue
+            beaten.append(job_id)
+        return beaten
+
+    async def recover_lost_jobs(self, stale_after: float | None = None) -> list[JobRecord]:
+        """Fail the kernel jobs whose worker is gone: QUEUED or RUNNING, run by no live kernel.
+
+        A job counts as lost when this kernel does not run it and nothing has written it
+        (heartbeat, progress, transition) for ``stale_after`` seconds (default: three heartbeat
+        intervals). It ends FAILED with ``error_code="worker_lost"``, its pending actions are
+        cancelled and ``final.error`` / ``job.failed`` events are published. Jobs are not re-run:
+        their model calls and tools may already have happened. Jobs waiting for an action are not
+        touched (continue them with :meth:`resume`), nor are jobs the kernel did not create (e.g.
+        orchestration children). Call it from one process at start-up or on a schedule; racing
+        callers are safe (each job is failed once).
+        """
+        window = 3 * self.heartbeat_interval if stale_after is None else stale_after
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
+            raise ValidationError(f"stale_after must be a number of seconds > 0, got {stale_after!r}")
+        cutoff = time.time() - window
+        message = f"worker lost: no heartbeat for over {window:g}s"
+        lost: list[JobRecord] = []
+        for job in await self.jobs.list(JobFilter(status=[JobStatus.QUEUED, JobStatus.RUNNING])):
+            if job.job_id in self._runs or not _is_kernel_job(job) or _last_seen(job) > cutoff:
+                continue
+
+            def give_up(fresh: JobRecord) -> JobRecord:
+                if fresh.status not in (JobStatus.QUEUED, JobStatus.RUNNING) or _last_seen(fresh) > cutoff:
+                    raise _StillAlive(fresh.job_id)
+                return fresh.transition_to(JobStatus.FAILED).with_error(message, error_code="worker_lost")
+
+            try:
+                failed = await self.jobs.modify(job.job_id, give_up)
+            except (_StillAlive, JobNotFoundError):
+                continue
+            await self._cancel_actions(job.job_id)
+            data = {"status": JobStatus.FAILED.value, "error": message, "error_code": "worker_lost"}
+            await self._publish_job(job.job_id, RuntimeEventType.FINAL_ERROR, data)
+            await self._publish_job(job.job_id, RuntimeEventType.JOB_FAILED, data)
+            lost.append(failed)
+        return lost
 
     def _context_for(self, job: JobRecord) -> ExecutionContext:
         return ExecutionContext(
@@ -1001,6 +1091,11 @@ class RuntimeKernel:
 
     async def aclose(self) -> None:
         """Cancel the jobs this kernel runs (they end CANCELLED) and close the event bus."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+        if self._beating:
+            await asyncio.wait(set(self._beating))
         runs = [r for r in self._runs.values() if r.task is not None and not r.task.done()]
         for run in runs:
             if run.cancel_reason is None:
@@ -1011,6 +1106,15 @@ class RuntimeKernel:
         if runs:
             await asyncio.wait({r.task for r in runs if r.task is not None})
         await self.event_bus.close()
+
+
+def _is_kernel_job(job: JobRecord) -> bool:
+    """Made by ``execute`` (its request is saved) or paused by the kernel (its conversation is)."""
+    return "request" in job.state or "actions" in job.state
+
+
+def _last_seen(job: JobRecord) -> float:
+    return job.updated_at if job.updated_at is not None else job.created_at
 
 
 def _paused_for_actions(error: Exception) -> AgentInterrupted:

@@ -135,6 +135,10 @@ class JobManager:
         """Progress of an active job; a terminal job refuses (JobFinishedError)."""
         return await self.modify(job_id, lambda job: job.with_progress(progress, turn=turn))
 
+    async def heartbeat(self, job_id: str) -> JobRecord:
+        """Stamp an active job as alive (``updated_at``); a terminal job refuses (JobFinishedError)."""
+        return await self.modify(job_id, lambda job: job.with_heartbeat())
+
     async def wait_for_action(self, job_id: str) -> JobRecord:
         """RUNNING -> WAITING_ACTION: the job is paused on a human-in-the-loop action."""
         return await self.modify(job_id, lambda job: job.transition_to(JobStatus.WAITING_ACTION))

@@ -251,6 +251,11 @@ class JobRecord:
             object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
         return new
 
+    def with_heartbeat(self, now: float | None = None) -> JobRecord:
+        """The same job, stamped as alive now (``updated_at``): how a worker shows it still runs it."""
+        self._require_active("record a heartbeat")
+        return self._evolve({"updated_at": time.time() if now is None else float(now)})
+
     def with_progress(self, progress: float, turn: int | None = None) -> JobRecord:
         """Progress (0.0-1.0) and, optionally, the turn reached. A finished job's progress is final."""
         value = _check_progress(progress)
