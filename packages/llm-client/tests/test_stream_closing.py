@@ -9,11 +9,13 @@ run leaves nothing for that hook.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from asyncgen_probe import abandoned_generators
 from llm_client import Agent, ExecutionEngine, MockProvider, MockResponse, RequestContext
-from llm_client.middleware import default_middleware
+from llm_client.middleware import Middleware, StreamCall, default_middleware
+from llm_client.streaming import StreamEvent
 
 
 def add(a: int, b: int) -> int:
@@ -58,3 +60,27 @@ async def test_an_error_ending_a_stream_still_closes_the_chain() -> None:
         events = [e async for e in engine.stream("hi", context=RequestContext(max_tokens=1))]
     assert type(events[-1]).__name__ == "StreamError"  # refused by the budget middleware
     assert abandoned == []
+
+
+async def test_a_middleware_may_return_any_async_iterator() -> None:
+    """Closing is best effort: an iterator without ``aclose`` (a class, not a generator) works too."""
+
+    class Relay:
+        def __init__(self, inner: AsyncIterator[StreamEvent]) -> None:
+            self.inner = inner
+
+        def __aiter__(self) -> Relay:
+            return self
+
+        async def __anext__(self) -> StreamEvent:
+            return await anext(self.inner)
+
+    class PlainIterator(Middleware):
+        def stream(
+            self, spec: Any, context: RequestContext, call_next: StreamCall
+        ) -> AsyncIterator[StreamEvent]:
+            return Relay(call_next(spec, context))
+
+    engine = ExecutionEngine(MockProvider(responses=["hello"]), middleware=[PlainIterator()])
+    kinds = [type(e).__name__ async for e in engine.stream("hi")]
+    assert kinds[-1] == "StreamDone"

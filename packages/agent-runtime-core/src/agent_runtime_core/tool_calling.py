@@ -49,6 +49,7 @@ from llm_client import (
     ToolEnd,
     ToolStart,
     Usage,
+    aclose_stream,
 )
 from llm_client import ToolRegistry as _BaseToolRegistry
 from llm_client.agent import ToolOutcome, TurnComplete
@@ -277,7 +278,7 @@ class ToolCallingAgent(AgentRuntime):
                         ) from None
                     raise error
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(stream)
         raise RuntimeError("llm-client Agent.stream ended without a terminal event")  # pragma: no cover
 
 

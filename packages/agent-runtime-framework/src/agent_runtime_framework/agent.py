@@ -42,6 +42,7 @@ from llm_client import (
     Tool,
     ToolEnd,
     Usage,
+    aclose_stream,
 )
 from llm_client.agent import TurnComplete
 
@@ -242,7 +243,7 @@ class JourneyRuntime(AgentRuntime, Generic[StateT, ToolsT, StepT]):
                 else:
                     await publish(ctx, event)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(stream)
         raise RuntimeError("executor stream ended without a terminal event")  # pragma: no cover
 
     async def _finish(self, actx: AgentContext, state: StateT, content: str | None, result: Any) -> RunResult:

@@ -39,6 +39,7 @@ from llm_client import (
     ToolRegistry,
     ToolStart,
     Usage,
+    aclose_stream,
 )
 from llm_client.agent import AgentEvent, AgentResult, ToolOutcome, TurnComplete
 
@@ -131,7 +132,7 @@ class Executor:
                 if isinstance(event, StreamError):
                     raise event.error
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(stream)
         raise RuntimeError("executor stream ended without a terminal event")  # pragma: no cover
 
     async def stream(
@@ -244,7 +245,7 @@ class Executor:
                         return
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
 
     def _registry(self, tools: Iterable[Tool | Mapping[str, Any]]) -> ToolRegistry:
         registry = ToolRegistry()

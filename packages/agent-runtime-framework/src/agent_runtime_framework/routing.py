@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from agent_runtime_core import AgentRuntime, EventType, RunContext, RunResult
 from agent_runtime_core.llm import LLMClient, get_llm_client
-from llm_client import AgentDone, StreamError, Tool, ToolCall, Usage
+from llm_client import AgentDone, StreamError, Tool, ToolCall, Usage, aclose_stream
 
 from .agent import JourneyRuntime
 from .context import AgentContext
@@ -224,7 +224,7 @@ class RouterAgent(AgentRuntime, Generic[JourneyT]):
                     raise event.error
                 await publish(ctx, event)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(stream)
         raise RuntimeError("executor stream ended without a terminal event")  # pragma: no cover
 
     async def _finish(

@@ -49,7 +49,7 @@ from llm_client import (
     Usage,
 )
 from llm_client.middleware import Call, Middleware, StreamCall, estimate_tokens
-from llm_client.streaming import StreamEvent
+from llm_client.streaming import StreamEvent, aclose_stream
 
 from .actions import (
     ActionManager,
@@ -346,7 +346,7 @@ class _Governance(Middleware):
                 yield event
         finally:
             try:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
             finally:
                 await self._after(ctx, reservation, spec, result, started)
 
@@ -783,7 +783,7 @@ class RuntimeKernel:
                         else:
                             await self._report(job_id, run, event)
                 finally:
-                    await stream.aclose()  # type: ignore[attr-defined]
+                    await aclose_stream(stream)
                 if paused is None:  # pragma: no cover - agent.stream always ends with a terminal event
                     raise AgentRuntimeError("agent stream ended without a result")
                 state = self._pause_state(run, paused)

@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "StreamError": "streaming",
     "StreamEvent": "streaming",
     "StreamAccumulator": "streaming",
+    "aclose_stream": "streaming",
     # tools
     "Tool": "tools",
     "ToolRegistry": "tools",
@@ -146,6 +147,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamAccumulator",
+    "aclose_stream",
     "Tool",
     "ToolRegistry",
     "tool",
@@ -238,6 +240,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         ToolCallDelta,
         ToolCallReady,
         UsageUpdate,
+        aclose_stream,
     )
     from .telemetry import TelemetryMiddleware
     from .tools import Tool, ToolRegistry, tool

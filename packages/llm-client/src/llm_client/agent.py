@@ -21,7 +21,7 @@ from .errors import AgentInterrupted, LLMClientError, MaxTurnsExceededError, Too
 from .messages import MessageLike, ToolCall, normalize_messages
 from .providers.base import Provider
 from .spec import CompletionResult, RequestSpec
-from .streaming import StreamDone, StreamError, StreamEvent
+from .streaming import StreamDone, StreamError, StreamEvent, aclose_stream
 from .tools import Tool, ToolRegistry
 from .usage import Usage
 
@@ -200,7 +200,7 @@ class Agent:
                     if isinstance(event, StreamError):
                         return
             finally:
-                await model_stream.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(model_stream)
             assert response is not None
             usage = usage + response.usage
             messages.append(response.message)

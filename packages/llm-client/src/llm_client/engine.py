@@ -20,7 +20,7 @@ from .middleware import Call, Middleware, StreamCall
 from .pricing import PricingTable, default_pricing
 from .providers.base import Provider
 from .spec import CompletionResult, RequestSpec
-from .streaming import StreamDone, StreamError, StreamEvent
+from .streaming import StreamDone, StreamError, StreamEvent, aclose_stream
 
 __all__ = ["ExecutionEngine"]
 
@@ -105,7 +105,7 @@ class ExecutionEngine:
                         event = StreamDone(self._price(spec, event.result))
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
 
         handler: StreamCall = stream_provider
         for mw in reversed(self.middleware):
@@ -194,7 +194,7 @@ class ExecutionEngine:
                 if isinstance(event, (StreamDone, StreamError)):
                     return
         finally:
-            await inner.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(inner)
 
     def complete_sync(self, spec: SpecLike, **kwargs: Any) -> CompletionResult:
         """Blocking :meth:`complete`, for scripts and notebooks without a running loop."""

@@ -30,6 +30,7 @@ from .streaming import (
     TextDelta,
     ToolCallDelta,
     ToolCallReady,
+    aclose_stream,
 )
 from .usage import Usage
 
@@ -99,7 +100,7 @@ class LoggingMiddleware(Middleware):
                     self._failed(spec, context, event.error, started)
                 yield event
         finally:
-            await inner.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(inner)
 
     def _done(
         self, spec: RequestSpec, context: RequestContext, result: CompletionResult, started: float
@@ -162,7 +163,7 @@ class TimeoutMiddleware(Middleware):
                 async for event in inner:
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
             return
         # One watchdog timer per ``limit`` seconds instead of a timer per event: it fires, looks at
         # how long the current wait for the next event has lasted, and either cancels the wait or
@@ -212,7 +213,7 @@ class TimeoutMiddleware(Middleware):
         finally:
             if handle is not None:
                 handle.cancel()
-            await inner.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(inner)
 
 
 class RetryMiddleware(Middleware):
@@ -253,7 +254,7 @@ class RetryMiddleware(Middleware):
                         produced = True
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
             if retry_error is None:
                 return
             await self._sleep(self.policy.delay_for(attempt, retry_error))
@@ -326,7 +327,7 @@ class BudgetMiddleware(Middleware):
                 async for event in inner:
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
             return
         reservation = budget.reserve(*self._estimate(spec))
         usage: Usage | None = None
@@ -339,7 +340,7 @@ class BudgetMiddleware(Middleware):
                 yield event
         finally:
             budget.settle(reservation, usage)
-            await inner.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(inner)
 
 
 def __getattr__(name: str) -> object:

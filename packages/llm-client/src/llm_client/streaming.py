@@ -26,6 +26,7 @@ __all__ = [
     "StreamEvent",
     "TERMINAL_EVENTS",
     "StreamAccumulator",
+    "aclose_stream",
 ]
 
 
@@ -156,3 +157,12 @@ class StreamAccumulator:
             provider=self.provider,
             raw=raw,
         )
+
+
+async def aclose_stream(stream: object) -> None:
+    """Close a stream that can be closed (an async generator, an SDK stream), so its ``finally``
+    blocks run now: a stream abandoned while suspended is closed by the event loop's
+    async-generator finalizer only later, after its owner has moved on."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

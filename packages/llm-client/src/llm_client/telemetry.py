@@ -13,7 +13,7 @@ from typing import Any
 from .context import RequestContext
 from .middleware import Call, Middleware, StreamCall
 from .spec import CompletionResult, RequestSpec
-from .streaming import StreamDone, StreamError, StreamEvent
+from .streaming import StreamDone, StreamError, StreamEvent, aclose_stream
 
 __all__ = ["TelemetryMiddleware", "otel_available"]
 
@@ -147,7 +147,7 @@ class TelemetryMiddleware(Middleware):
                 async for event in inner:
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
             return
         # A span that is not made current: an async generator may be resumed in other contexts,
         # and a current-span token must be detached in the context that attached it.
@@ -162,4 +162,4 @@ class TelemetryMiddleware(Middleware):
                 yield event
         finally:
             span.end()
-            await inner.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(inner)

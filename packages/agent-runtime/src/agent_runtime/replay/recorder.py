@@ -42,7 +42,7 @@ from llm_client import (
 )
 from llm_client.errors import ToolInterrupt
 from llm_client.middleware import Call, Middleware, StreamCall
-from llm_client.streaming import StreamEvent
+from llm_client.streaming import StreamEvent, aclose_stream
 
 from ..events import EventBus, EventSubscription, RuntimeEvent, RuntimeEventType
 from ..kernel import current_execution
@@ -173,7 +173,7 @@ class _RecordingMiddleware(Middleware):
                 async for event in inner:
                     yield event
             finally:
-                await inner.aclose()  # type: ignore[attr-defined]
+                await aclose_stream(inner)
             return
         entry = capture.exchange(spec)
         chunks: list[list[str]] = entry["chunks"]
@@ -192,7 +192,7 @@ class _RecordingMiddleware(Middleware):
             entry["error"] = error_to_dict(exc)
             raise
         finally:
-            await inner.aclose()  # type: ignore[attr-defined]
+            await aclose_stream(inner)
 
 
 async def _call(
