@@ -28,7 +28,16 @@ from agent_runtime_core.events.base import Event
 from agent_runtime_core.events.memory import InMemoryEventBus
 from agent_runtime_core.runner import InvalidRunInputError, RunAlreadyActiveError
 from agent_runtime_core.state.memory import InMemoryStateStore
-from llm_client import Agent, ExecutionEngine, MockProvider, MockResponse, ProviderError, RetryPolicy
+from asyncgen_probe import abandoned_generators
+from llm_client import (
+    Agent,
+    ExecutionEngine,
+    MockProvider,
+    MockResponse,
+    ProviderError,
+    RetryPolicy,
+    aclose_stream,
+)
 
 MESSAGES = {"messages": [{"role": "user", "content": "Hello!"}]}
 
@@ -685,6 +694,24 @@ async def test_events_helper_replays_and_ends_at_the_terminal_event() -> None:
         agent=FnAgent(lambda ctx: asyncio.sleep(0, RunResult())), run_id="r", input_data=MESSAGES
     )
     assert [e.event_type async for e in runner.events("r")] == ["run.started", "run.succeeded"]
+
+
+async def test_events_and_stream_close_the_bus_subscription_they_follow() -> None:
+    """Ending at the terminal event, or a consumer leaving early, closes the subscription now
+    (a Redis subscription gives its connection back), not when the loop finalises it."""
+
+    async def run(ctx: RunContext) -> RunResult:
+        await ctx.emit_user_message("one")
+        return RunResult()
+
+    runner = make_runner()
+    with abandoned_generators() as abandoned:
+        assert [e.event_type async for e in runner.stream(FnAgent(run), "r", MESSAGES)][-1] == "run.succeeded"
+        assert [e.event_type async for e in runner.events("r")][-1] == "run.succeeded"
+        stream = runner.events("r")
+        assert (await anext(stream)).event_type == "run.started"
+        await aclose_stream(stream)  # the caller closes what it leaves early
+    assert abandoned == []
 
 
 async def test_the_runner_sends_lifecycle_traces_to_its_sink() -> None:

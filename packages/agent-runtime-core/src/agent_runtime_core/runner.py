@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llm_client import CancellationToken, LLMClientError, RetryPolicy
+from llm_client import CancellationToken, LLMClientError, RetryPolicy, aclose_stream
 
 from .context import DefaultRunContext, RunCancelledError, run_key_of
 from .interfaces import AgentRuntime, ErrorInfo, EventType, RunResult
@@ -338,10 +338,14 @@ class AgentRunner:
     async def events(self, run_id: str | uuid.UUID, *, from_seq: int = 0) -> AsyncIterator[Event]:
         """The run's events from the bus (replayed, then live), ending after its terminal event."""
         key, _ = run_key_of(run_id)
-        async for event in self.event_bus.subscribe(key, from_seq):
-            yield event
-            if event.event_type in _TERMINAL_NAMES:
-                return
+        subscription = self.event_bus.subscribe(key, from_seq)
+        try:
+            async for event in subscription:
+                yield event
+                if event.event_type in _TERMINAL_NAMES:
+                    return
+        finally:
+            await aclose_stream(subscription)  # e.g. a Redis subscription gives its connection back now
 
     async def stream(
         self,
@@ -359,10 +363,12 @@ class AgentRunner:
         existing = await self.event_bus.get_events(key)
         from_seq = existing[-1].seq if existing else 0
         task = asyncio.ensure_future(self.execute(agent, run_id, input_data, **kwargs))
+        events = self.events(key, from_seq=from_seq)
         try:
-            async for event in self.events(key, from_seq=from_seq):
+            async for event in events:
                 yield event
         finally:
+            await aclose_stream(events)
             if not task.done():
                 self.cancel(key, "stream closed")
             await task  # surfaces an exception raised by execute (e.g. RunAlreadyActiveError)
