@@ -64,6 +64,13 @@ def _limit(name: str, value: object, *, minimum: int, optional: bool = False) ->
     return value
 
 
+def positive_int(name: str, value: object) -> int:
+    """``value`` as a count of at least 1, or a ValidationError naming ``name``."""
+    checked = _limit(name, value, minimum=1)
+    assert checked is not None
+    return checked
+
+
 @dataclass(frozen=True, slots=True)
 class OrchestrationConfig:
     """Limits every composite operator obeys; one config governs a whole operator tree.

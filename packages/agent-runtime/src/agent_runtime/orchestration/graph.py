@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError
-from .base import Operator, OperatorLike, OperatorResult, as_operator
+from .base import Operator, OperatorLike, OperatorResult, as_operator, positive_int
 from .context import OperatorContext, first_error
 from .errors import GraphCycleError, GraphError, UpstreamFailedError
 
@@ -177,12 +177,6 @@ class NodeResult:
         return "upstream_failed" if self.upstream_failed else "failed"
 
 
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
 class GraphExecutor:
     """Runs an ExecutionGraph; at most ``max_parallel`` nodes at once (and the config's bound).
 
@@ -194,7 +188,7 @@ class GraphExecutor:
         if not isinstance(graph, ExecutionGraph):
             raise ValidationError(f"graph must be an ExecutionGraph, got {type(graph).__name__}")
         self.graph = graph
-        self.max_parallel = _positive("max_parallel", max_parallel)
+        self.max_parallel = positive_int("max_parallel", max_parallel)
         self.results: dict[str, NodeResult] = {}
         self._ran = False
 

@@ -27,6 +27,7 @@ from .base import (
     as_operator,
     default_prompt,
     operators_of,
+    positive_int,
     sum_usage,
 )
 from .context import OperatorContext, gather_children
@@ -49,12 +50,6 @@ def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError(f"name must be a non-empty string, got {name!r}")
     return name
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"{name} must be an int >= 1, got {value!r}")
-    return value
 
 
 def _failures_text(results: Sequence[OperatorResult]) -> str:
@@ -299,7 +294,7 @@ class MapReduceOperator(Operator):
         )
         self.input_key = input_key
         self.item_key = item_key
-        self.max_parallel = _positive("max_parallel", max_parallel)
+        self.max_parallel = positive_int("max_parallel", max_parallel)
         self.allow_partial = allow_partial
         self._name = _check_name(name)
 
@@ -491,7 +486,7 @@ class PlannerExecutorOperator(Operator):
             if synthesizer is None
             else _agent_or_operator(synthesizer, "synthesizer", AgentRole.SYNTHESIZER)
         )
-        self.max_subtasks = _positive("max_subtasks", max_subtasks)
+        self.max_subtasks = positive_int("max_subtasks", max_subtasks)
         self.parallel_execution = parallel_execution
         self._name = _check_name(name)
 
@@ -668,7 +663,7 @@ class DebateOperator(Operator):
         self.moderator = (
             None if moderator is None else _agent_or_operator(moderator, "moderator", AgentRole.MODERATOR)
         )
-        self.max_rounds = _positive("max_rounds", max_rounds)
+        self.max_rounds = positive_int("max_rounds", max_rounds)
         self.stop_on_consensus = stop_on_consensus
         self._name = _check_name(name)
 
