@@ -506,9 +506,7 @@ class RuntimeKernel:
             raise ValidationError(
                 f"plugin_registry must be a PluginRegistry, got {type(plugin_registry).__name__}"
             )
-        h = heartbeat_interval
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0:
-            raise ValidationError(f"heartbeat_interval must be a number of seconds > 0, got {h!r}")
+        interval = _seconds("heartbeat_interval", heartbeat_interval)
         self.engine = engine
         self.agent = agent if agent is not None else Agent(engine=engine)
         self.jobs = JobManager(job_store if job_store is not None else InMemoryJobStore())
@@ -526,7 +524,7 @@ class RuntimeKernel:
         self._engines: dict[bool, tuple[ExecutionEngine, ExecutionEngine]] = {}
         #: the governed tools, with the (agent and plugin) tools they were built from
         self._governed: tuple[tuple[object, ...], ToolRegistry] | None = None
-        self.heartbeat_interval = float(heartbeat_interval)
+        self.heartbeat_interval = interval
         #: the next heartbeat, armed while this kernel runs jobs (a timer, not a task per job)
         self._beat: asyncio.TimerHandle | None = None
         self._beat_loop: asyncio.AbstractEventLoop | None = None
@@ -687,9 +685,7 @@ class RuntimeKernel:
         orchestration children). Call it from one process at start-up or on a schedule; racing
         callers are safe (each job is failed once).
         """
-        window = 3 * self.heartbeat_interval if stale_after is None else stale_after
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
-            raise ValidationError(f"stale_after must be a number of seconds > 0, got {stale_after!r}")
+        window = 3 * self.heartbeat_interval if stale_after is None else _seconds("stale_after", stale_after)
         cutoff = time.time() - window
         message = f"worker lost: no heartbeat for over {window:g}s"
         lost: list[JobRecord] = []
@@ -1106,6 +1102,12 @@ class RuntimeKernel:
         if runs:
             await asyncio.wait({r.task for r in runs if r.task is not None})
         await self.event_bus.close()
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def _is_kernel_job(job: JobRecord) -> bool:
