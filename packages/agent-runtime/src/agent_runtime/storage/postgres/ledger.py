@@ -400,15 +400,7 @@ class PostgresLedgerWriter(LedgerWriter):
             window_start(Window.DAILY, now),
             window_start(Window.MONTHLY, now),
         )
-        sums = {
-            row["time_window"]: UsageRecord(
-                tokens=int(row["tokens"]),
-                cost=Decimal(row["cost"]),
-                requests=int(row["requests"]),
-                tool_calls=int(row["tool_calls"]),
-            )
-            for row in rows
-        }
+        sums = {row["time_window"]: _usage_from(row, budget_only=True) for row in rows}
         held = sums.pop("held")
         if Window.PER_MINUTE in windows:
             sums["per_minute"] = await self._last_minute(conn, key_clause, args, now)
@@ -425,12 +417,7 @@ class PostgresLedgerWriter(LedgerWriter):
             _ts(start),
             list(_USAGE_TYPES),
         )
-        return UsageRecord(
-            tokens=int(row["tokens"]),
-            cost=Decimal(row["cost"]),
-            requests=int(row["requests"]),
-            tool_calls=int(row["tool_calls"]),
-        )
+        return _usage_from(row, budget_only=True)
 
     async def settle(self, reservation_id: str, event: LedgerEvent | None) -> bool:
         await self._ready()
@@ -443,22 +430,23 @@ class PostgresLedgerWriter(LedgerWriter):
         return bool(status != "DELETE 0")
 
 
-_SUMS = """coalesce(sum(total_tokens), 0) AS tokens, coalesce(sum(input_tokens), 0) AS input_tokens,
-    coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cost), 0) AS cost,
-    coalesce(sum(requests) FILTER (WHERE event_type = 'model_usage'), 0) AS requests,
-    count(*) FILTER (WHERE event_type = 'tool_usage') AS tool_calls,
+#: Everything a UsageRecord holds: what budgets count, plus the token split and unpriced calls
+_SUMS = f"""{_BUDGET_SUMS}, coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens,
     count(*) FILTER (WHERE event_type = 'model_usage' AND cost IS NULL) AS unpriced_events"""
 
 
-def _usage_from(row: Any) -> UsageRecord:
+def _usage_from(row: Any, *, budget_only: bool = False) -> UsageRecord:
+    """A UsageRecord from a row of ``_SUMS`` columns (of ``_BUDGET_SUMS`` ones with ``budget_only``)."""
+    split: dict[str, int] = {}
+    if not budget_only:
+        split = {k: int(row[k]) for k in ("input_tokens", "output_tokens", "unpriced_events")}
     return UsageRecord(
         tokens=int(row["tokens"]),
         cost=Decimal(row["cost"]),
         requests=int(row["requests"]),
         tool_calls=int(row["tool_calls"]),
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        unpriced_events=int(row["unpriced_events"]),
+        **split,
     )
 
 
